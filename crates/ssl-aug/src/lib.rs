@@ -1,0 +1,29 @@
+//! Batched, per-sample-random image augmentations on libtorch tensors, on CPU and CUDA alike.
+//!
+//! Every op follows the two-phase design of kornia: [`BatchAug::sample`] draws per-sample
+//! parameters on the CPU from a seeded [`AugRng`] (the only random step; libtorch's global
+//! generator is never used), and [`BatchAug::apply`] applies them to a whole `[N, C, H, W]` batch
+//! in one vectorised call. The same parameters replay the same output. See ARCHITECTURE.md.
+//!
+//! ```
+//! use ssl_aug::{aug_rng, Aug, HorizontalFlipConfig};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let flip = HorizontalFlipConfig { p: 0.5 }.build()?;
+//! let x = Tensor::rand([8, 1, 4, 4], (Kind::Float, Device::Cpu));
+//! let a = flip.forward(&x, &mut aug_rng(7, &[0, 0]));
+//! let b = flip.forward(&x, &mut aug_rng(7, &[0, 0]));
+//! assert!(a.equal(&b)); // same seed, same views
+//! # Ok::<(), ssl_aug::AugError>(())
+//! ```
+
+mod aug;
+mod error;
+mod flip;
+mod mask;
+mod rng;
+
+pub use aug::{Aug, BatchAug};
+pub use error::{AugError, Result};
+pub use flip::{FlipParams, HorizontalFlip, HorizontalFlipConfig};
+pub use rng::{aug_rng, AugRng};

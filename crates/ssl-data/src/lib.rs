@@ -1,0 +1,21 @@
+//! Datasets for self-supervised training: file formats and (soon) the prefetching loader.
+//!
+//! - [`read_idx`] / [`parse_idx`]: the IDX format of MNIST and Fashion-MNIST, gzip or raw.
+//! - [`IdxImages`]: an image file plus its optional label file, checked against each other.
+//!
+//! Together with ssl-train this is the only crate that does I/O. See ARCHITECTURE.md.
+//!
+//! ```no_run
+//! use ssl_data::{IdxImages, Split};
+//! let train = IdxImages::fashion_mnist("/usr/share/datasets/fashion-mnist", Split::Train)?;
+//! assert_eq!((train.len(), train.height(), train.width()), (60_000, 28, 28));
+//! # Ok::<(), ssl_data::DataError>(())
+//! ```
+
+mod error;
+mod idx;
+mod idx_images;
+
+pub use error::{DataError, Result};
+pub use idx::{parse_idx, read_idx, IdxArray};
+pub use idx_images::{IdxImages, Split};

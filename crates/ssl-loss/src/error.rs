@@ -1,0 +1,23 @@
+//! The error type of ssl-loss.
+
+/// What can go wrong when building or running a loss.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LossError {
+    /// A config field is out of its valid range.
+    #[error("invalid loss config: {field} = {value}: {reason}")]
+    InvalidConfig {
+        /// The field, as spelled in the config struct (and YAML).
+        field: &'static str,
+        /// The offending value, formatted.
+        value: String,
+        /// What the field must satisfy.
+        reason: &'static str,
+    },
+    /// An error raised by libtorch.
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+}
+
+/// `Result` with [`LossError`] as the default error.
+pub type Result<T, E = LossError> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! Contrastive and self-supervised losses on libtorch tensors.
+//!
+//! Each loss is a small, stateless value built from a validated config (`XConfig::build`), whose
+//! `forward` returns the mean loss as a 0-dim tensor. Negatives are always passed in: no loss
+//! holds a queue or a memory bank. See ARCHITECTURE.md for where this crate sits.
+//!
+//! ```
+//! use ssl_loss::{NtXentConfig, PairLoss};
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let loss = NtXentConfig { temperature: 0.5 }.build()?;
+//! let z1 = Tensor::randn([8, 16], (Kind::Float, Device::Cpu));
+//! let z2 = &z1 + 0.1 * Tensor::randn([8, 16], (Kind::Float, Device::Cpu));
+//! let value = loss.forward(&z1, &z2).double_value(&[]);
+//! assert!(value > 0.0 && value < (2.0 * 8.0 - 1.0f64).ln());
+//! # Ok::<(), ssl_loss::LossError>(())
+//! ```
+
+mod error;
+mod nt_xent;
+mod ops;
+mod pair_loss;
+
+pub use error::{LossError, Result};
+pub use nt_xent::{NtXent, NtXentConfig};
+pub use ops::{cosine_similarity_matrix, l2_normalize};
+pub use pair_loss::PairLoss;

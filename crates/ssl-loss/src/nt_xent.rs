@@ -1,0 +1,159 @@
+//! NT-Xent, SimCLR's normalised temperature-scaled cross-entropy.
+
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::ops::{l2_normalize, upcast};
+use crate::{LossError, PairLoss, Result};
+
+/// Settings of [`NtXent`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
+pub struct NtXentConfig {
+    /// τ, the softmax temperature; must be positive. The default 0.5 is SimCLR's best value on
+    /// CIFAR-10 (Chen et al. 2020, Appendix B.9).
+    pub temperature: f64,
+}
+
+impl Default for NtXentConfig {
+    fn default() -> Self {
+        Self { temperature: 0.5 }
+    }
+}
+
+impl NtXentConfig {
+    /// Validates the config and builds the loss.
+    ///
+    /// # Errors
+    /// [`LossError::InvalidConfig`] when `temperature` is not a finite positive number.
+    pub fn build(self) -> Result<NtXent> {
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(LossError::InvalidConfig {
+                field: "temperature",
+                value: self.temperature.to_string(),
+                reason: "must be a finite number > 0",
+            });
+        }
+        Ok(NtXent { temperature: self.temperature })
+    }
+}
+
+/// NT-Xent: each view's positive is the other view of its sample, its negatives the other
+/// 2N − 2 views of the batch.
+///
+/// Paper: Chen, Kornblith, Norouzi, Hinton, "A Simple Framework for Contrastive Learning of
+/// Visual Representations", ICML 2020, <https://arxiv.org/abs/2002.05709>, Eq. (1).
+///
+/// ```text
+/// sim(u, v) = uᵀv / (‖u‖ ‖v‖)
+/// ℓ(i, j)  = −log [ exp(sim(zᵢ, zⱼ)/τ) / Σ_{k=1..2N, k≠i} exp(sim(zᵢ, zₖ)/τ) ]
+/// L        = 1/(2N) Σ_{k=1..N} [ ℓ(2k−1, 2k) + ℓ(2k, 2k−1) ]
+/// ```
+///
+/// The log-sum-exp is the fused `log_softmax` of `cross_entropy` (in the input's precision); self-similarities are masked
+/// to −∞ before it. f16 / bf16 inputs are upcast to f32 for the logits; f64 stays f64.
+///
+/// # Shapes
+/// `z1`, `z2`: `[N, D]`, row `i` of each being the two views of sample `i` → 0-dim mean.
+///
+/// # Panics
+/// When `z1` and `z2` are not both `[N, D]` with the same `N ≥ 1` and `D`.
+///
+/// # Example
+/// ```
+/// use ssl_loss::{NtXentConfig, PairLoss};
+/// let z = tch::Tensor::ones([4, 8], (tch::Kind::Double, tch::Device::Cpu));
+/// let loss = NtXentConfig::default().build()?.forward(&z, &z).double_value(&[]);
+/// assert!((loss - 7f64.ln()).abs() < 1e-12); // all views equal: ln(2N − 1)
+/// # Ok::<(), ssl_loss::LossError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct NtXent {
+    temperature: f64,
+}
+
+impl NtXent {
+    /// τ, the temperature this loss was built with.
+    pub fn temperature(&self) -> f64 {
+        self.temperature
+    }
+
+    /// The `[2N, 2N]` logits `sim(zᵢ, zₖ)/τ` with the diagonal at −∞.
+    fn logits(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
+        let z = Tensor::cat(&[upcast(z1), upcast(z2)], 0); // [2N, D]
+        let z = l2_normalize(&z, 1e-12);
+        let mut logits = z.matmul(&z.tr()) / self.temperature; // [2N, 2N]
+        let _ = logits.fill_diagonal_(f64::NEG_INFINITY, false);
+        logits
+    }
+}
+
+/// The positive of view `i` among `2N` views: `(i + N) mod 2N`.
+fn positive_index(n: i64, device: Device) -> Tensor {
+    (Tensor::arange(2 * n, (Kind::Int64, device)) + n).remainder(2 * n) // [2N]
+}
+
+impl PairLoss for NtXent {
+    fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
+        let (s1, s2) = (z1.size(), z2.size());
+        assert!(
+            s1.len() == 2 && s1 == s2 && s1[0] >= 1,
+            "NtXent: z1 {s1:?} and z2 {s2:?} must both be [N, D] with N >= 1"
+        );
+        let logits = self.logits(z1, z2);
+        let targets = positive_index(s1[0], z1.device()); // [2N]
+        logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss(tau: f64, z1: &Tensor, z2: &Tensor) -> f64 {
+        NtXentConfig { temperature: tau }.build().unwrap().forward(z1, z2).double_value(&[])
+    }
+
+    #[test]
+    fn identical_embeddings_give_ln_2n_minus_1() {
+        for n in [1i64, 2, 5] {
+            let z = Tensor::ones([n, 3], (Kind::Double, Device::Cpu)) * 0.7;
+            let want = ((2 * n - 1) as f64).ln();
+            assert!((loss(0.1, &z, &z) - want).abs() < 1e-12, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn orthonormal_rows_give_the_closed_form() {
+        // z1 = z2 = I: positive cosine 1, all 2N − 2 negatives cosine 0.
+        let (n, tau) = (4i64, 0.2f64);
+        let z = Tensor::eye(n, (Kind::Double, Device::Cpu));
+        let want = (1.0 + (2 * n - 2) as f64 * (-1.0 / tau).exp()).ln();
+        assert!((loss(tau, &z, &z) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn half_inputs_are_computed_in_float() {
+        let z = Tensor::eye(4, (Kind::Half, Device::Cpu));
+        let l = NtXentConfig { temperature: 0.05 }.build().unwrap().forward(&z, &z);
+        assert_eq!(l.kind(), Kind::Float);
+        let want = (1.0 + 6.0 * (-20.0f64).exp()).ln();
+        assert!((l.double_value(&[]) - want).abs() < 1e-6);
+    }
+
+    #[test]
+    fn non_positive_temperature_is_rejected_naming_the_field() {
+        for tau in [0.0, -1.0, f64::NAN] {
+            let err = NtXentConfig { temperature: tau }.build().unwrap_err().to_string();
+            assert!(err.contains("temperature"), "{err}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "z1 [4, 8] and z2 [4, 7]")]
+    fn mismatched_shapes_panic_naming_both() {
+        let a = Tensor::zeros([4, 8], (Kind::Float, Device::Cpu));
+        let b = Tensor::zeros([4, 7], (Kind::Float, Device::Cpu));
+        let _ = NtXentConfig::default().build().unwrap().forward(&a, &b);
+    }
+}

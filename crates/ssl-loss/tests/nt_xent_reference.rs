@@ -1,0 +1,104 @@
+//! NT-Xent against a plain f64 loop written from SimCLR's Eq. (1), plus its invariances and a
+//! finite-difference gradient check.
+
+use ssl_loss::{NtXentConfig, PairLoss};
+use ssl_testutil::{assert_close, grad_check};
+use tch::{Device, Kind, Tensor};
+
+/// ℓ(i, j) = −log(exp(sᵢⱼ/τ) / Σ_{k≠i} exp(sᵢₖ/τ)), averaged over all 2N anchors.
+fn reference(z1: &[Vec<f64>], z2: &[Vec<f64>], tau: f64) -> f64 {
+    let z: Vec<&Vec<f64>> = z1.iter().chain(z2).collect();
+    let n2 = z.len();
+    let cos = |a: &[f64], b: &[f64]| {
+        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+        dot / (na * nb)
+    };
+    let mut total = 0.0;
+    for i in 0..n2 {
+        let j = (i + n2 / 2) % n2;
+        let denom: f64 = (0..n2).filter(|&k| k != i).map(|k| (cos(z[i], z[k]) / tau).exp()).sum();
+        total += -((cos(z[i], z[j]) / tau).exp() / denom).ln();
+    }
+    total / n2 as f64
+}
+
+fn rows(t: &Tensor) -> Vec<Vec<f64>> {
+    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).unwrap()
+}
+
+fn sample(n: i64, d: i64, seed: i64) -> (Tensor, Tensor) {
+    tch::manual_seed(seed);
+    let z1 = Tensor::randn([n, d], (Kind::Double, Device::Cpu));
+    let z2 = &z1 + 0.5 * Tensor::randn([n, d], (Kind::Double, Device::Cpu));
+    (z1, z2)
+}
+
+#[test]
+fn matches_the_f64_loop_reference() {
+    for (n, d, tau) in [(1, 3, 0.5), (3, 4, 0.1), (16, 8, 0.2), (7, 32, 1.0)] {
+        let (z1, z2) = sample(n, d, n);
+        let got = NtXentConfig { temperature: tau }.build().unwrap().forward(&z1, &z2);
+        let want = reference(&rows(&z1), &rows(&z2), tau);
+        assert!((got.double_value(&[]) - want).abs() < 1e-10 * want.abs().max(1.0), "n = {n}");
+    }
+}
+
+#[test]
+fn float_matches_the_reference_to_float_precision() {
+    let (z1, z2) = sample(64, 16, 3);
+    let loss = NtXentConfig { temperature: 0.1 }.build().unwrap();
+    let got = loss.forward(&z1.to_kind(Kind::Float), &z2.to_kind(Kind::Float));
+    let want = reference(&rows(&z1), &rows(&z2), 0.1);
+    assert!((got.double_value(&[]) - want).abs() < 1e-5 * want);
+}
+
+#[test]
+fn is_symmetric_permutation_and_scale_invariant() {
+    let loss = NtXentConfig { temperature: 0.3 }.build().unwrap();
+    let (z1, z2) = sample(9, 5, 11);
+    let base = loss.forward(&z1, &z2);
+    assert_close(&loss.forward(&z2, &z1), &base, 1e-12, 0.0);
+    let perm = Tensor::from_slice(&[4i64, 2, 8, 0, 1, 3, 7, 5, 6]);
+    assert_close(
+        &loss.forward(&z1.index_select(0, &perm), &z2.index_select(0, &perm)),
+        &base,
+        1e-12,
+        0.0,
+    );
+    let scale = Tensor::from_slice(&[0.1f64, 3.0, 7.0, 1.0, 2.0, 0.5, 9.0, 4.0, 1.5]).view([9, 1]);
+    assert_close(&loss.forward(&(&z1 * &scale), &(&z2 * 2.5)), &base, 1e-12, 0.0);
+}
+
+#[test]
+fn gradient_matches_finite_differences() {
+    let loss = NtXentConfig { temperature: 0.5 }.build().unwrap();
+    let (z1, z2) = sample(4, 5, 5);
+    let z = Tensor::cat(&[z1, z2], 0); // [2N, D]
+    grad_check(
+        |z| {
+            let v = z.chunk(2, 0);
+            loss.forward(&v[0], &v[1])
+        },
+        &z,
+        1e-6,
+        1e-4,
+    );
+}
+
+#[test]
+fn twenty_sgd_steps_on_the_embeddings_lower_the_loss() {
+    let loss = NtXentConfig { temperature: 0.5 }.build().unwrap();
+    let (z1, z2) = sample(8, 4, 2);
+    let z1 = z1.set_requires_grad(true);
+    let start = loss.forward(&z1, &z2).double_value(&[]);
+    for _ in 0..20 {
+        let l = loss.forward(&z1, &z2);
+        let g = Tensor::run_backward(&[&l], &[&z1], false, false).remove(0);
+        tch::no_grad(|| {
+            let _ = z1.shallow_clone().f_sub_(&(g * 0.5)).unwrap();
+        });
+    }
+    assert!(loss.forward(&z1, &z2).double_value(&[]) < start - 0.1);
+}

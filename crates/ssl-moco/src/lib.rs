@@ -1,0 +1,25 @@
+//! Momentum encoders and the negatives queue of MoCo and BYOL.
+//!
+//! - [`FeatureQueue`]: MoCo's FIFO dictionary of the last K keys, passed to a loss as negatives.
+//! - [`momentum_at`]: BYOL's cosine schedule of the EMA coefficient.
+//!
+//! This crate never names a backbone: it works on tensors and `VarStore`s. See ARCHITECTURE.md.
+//!
+//! ```
+//! use ssl_moco::FeatureQueue;
+//! use tch::{Device, Kind, Tensor};
+//!
+//! let mut queue = FeatureQueue::new(4, 2, Kind::Float, Device::Cpu)?;
+//! queue.enqueue(&Tensor::ones([3, 2], (Kind::Float, Device::Cpu)))?;
+//! assert_eq!(queue.len(), 3);
+//! assert_eq!(queue.negatives().size(), [3, 2]);
+//! # Ok::<(), ssl_moco::MocoError>(())
+//! ```
+
+mod error;
+mod queue;
+mod schedule;
+
+pub use error::{MocoError, Result};
+pub use queue::FeatureQueue;
+pub use schedule::momentum_at;

@@ -1,0 +1,29 @@
+//! Backbones and heads for self-supervised learning, with torchvision's variable names.
+//!
+//! - [`ResNet`]: ResNet-18/34/50-style backbones with an ImageNet or CIFAR stem, configurable
+//!   width, depth and input channels, returning pooled features (no classifier).
+//! - [`ProjectionHead`]: the MLP heads of SimCLR, MoCo v2 and BYOL.
+//!
+//! Variable paths copy torchvision's `state_dict` keys (`layer1.0.conv1.weight`), so weights
+//! exported from PyTorch load with `VarStore::load`. See ARCHITECTURE.md for the crate map.
+//!
+//! ```
+//! use ssl_models::{ResNet, ResNetConfig};
+//! use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
+//!
+//! let vs = nn::VarStore::new(Device::Cpu);
+//! let cfg = ResNetConfig { width: 8, in_channels: 1, ..ResNetConfig::cifar_resnet18() };
+//! let net = ResNet::new(&vs.root(), &cfg)?;
+//! let h = net.forward_t(&Tensor::zeros([2, 1, 28, 28], (Kind::Float, Device::Cpu)), false);
+//! assert_eq!(h.size(), [2, net.feature_dim()]);
+//! # Ok::<(), ssl_models::ModelError>(())
+//! ```
+
+mod error;
+mod init;
+mod projection_head;
+mod resnet;
+
+pub use error::{ModelError, Result};
+pub use projection_head::{ProjectionHead, ProjectionHeadConfig};
+pub use resnet::{Block, ResNet, ResNetConfig, Stem};

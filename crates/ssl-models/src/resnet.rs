@@ -1,0 +1,255 @@
+//! ResNet backbones (He et al. 2016) with torchvision's layout and variable names.
+
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+use crate::init::{batch_norm2d, conv};
+use crate::{ModelError, Result};
+
+/// The first layers of the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Stem {
+    /// 7×7 conv with stride 2, then 3×3 max-pool with stride 2 (ImageNet, 224 px inputs).
+    ImageNet,
+    /// 3×3 conv with stride 1 and no max-pool, for 32 px inputs (SimCLR Appendix B.9).
+    Cifar,
+}
+
+/// The residual block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Block {
+    /// Two 3×3 convs (ResNet-18/34); expansion 1.
+    Basic,
+    /// 1×1, 3×3 (with the stride), 1×1 convs (ResNet-50/101, torchvision v1.5); expansion 4.
+    Bottleneck,
+}
+
+impl Block {
+    fn expansion(self) -> i64 {
+        match self {
+            Block::Basic => 1,
+            Block::Bottleneck => 4,
+        }
+    }
+}
+
+/// Settings of [`ResNet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
+pub struct ResNetConfig {
+    /// The residual block type.
+    pub block: Block,
+    /// Blocks per stage; stage `i` has `width · 2ⁱ` channels (before expansion) and every stage
+    /// after the first halves the resolution. ResNet-18 is `[2, 2, 2, 2]`.
+    pub layers: Vec<i64>,
+    /// Channels of the stem and the first stage (64 in the paper).
+    pub width: i64,
+    /// Input channels (3 for RGB, 1 for grayscale).
+    pub in_channels: i64,
+    /// The stem.
+    pub stem: Stem,
+}
+
+impl ResNetConfig {
+    /// ResNet-18 for 224 px ImageNet inputs.
+    pub fn resnet18() -> Self {
+        Self {
+            block: Block::Basic,
+            layers: vec![2, 2, 2, 2],
+            width: 64,
+            in_channels: 3,
+            stem: Stem::ImageNet,
+        }
+    }
+
+    /// ResNet-50 for 224 px ImageNet inputs.
+    pub fn resnet50() -> Self {
+        Self { block: Block::Bottleneck, layers: vec![3, 4, 6, 3], ..Self::resnet18() }
+    }
+
+    /// ResNet-18 with the CIFAR stem, as SimCLR uses for 32 px inputs.
+    pub fn cifar_resnet18() -> Self {
+        Self { stem: Stem::Cifar, ..Self::resnet18() }
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] naming the first invalid field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field, value: String, reason| {
+            Err(ModelError::InvalidConfig { model: "resnet", field, value, reason })
+        };
+        if self.layers.is_empty() || self.layers.iter().any(|&l| l < 1) {
+            return bad("layers", format!("{:?}", self.layers), "needs ≥ 1 stage of ≥ 1 block");
+        }
+        if self.width < 1 {
+            return bad("width", self.width.to_string(), "must be ≥ 1");
+        }
+        if self.in_channels < 1 {
+            return bad("in_channels", self.in_channels.to_string(), "must be ≥ 1");
+        }
+        Ok(())
+    }
+}
+
+/// One residual block; fields are named as in torchvision.
+#[derive(Debug)]
+struct Residual {
+    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+}
+
+impl Residual {
+    fn new(p: &nn::Path, block: Block, c_in: i64, planes: i64, stride: i64) -> Self {
+        let c_out = planes * block.expansion();
+        let layers: Vec<(i64, i64, i64, i64)> = match block {
+            Block::Basic => vec![(c_in, planes, 3, stride), (planes, planes, 3, 1)],
+            Block::Bottleneck => {
+                vec![(c_in, planes, 1, 1), (planes, planes, 3, stride), (planes, c_out, 1, 1)]
+            }
+        };
+        let convs = layers
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ci, co, k, s))| {
+                let n = i + 1;
+                (conv(p / format!("conv{n}"), ci, co, k, s), batch_norm2d(p / format!("bn{n}"), co))
+            })
+            .collect();
+        let downsample = (stride != 1 || c_in != c_out).then(|| {
+            let d = p / "downsample";
+            (conv(&d / 0, c_in, c_out, 1, stride), batch_norm2d(&d / 1, c_out))
+        });
+        Self { convs, downsample }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let last = self.convs.len() - 1;
+        let mut y = x.shallow_clone();
+        for (i, (c, bn)) in self.convs.iter().enumerate() {
+            y = y.apply(c).apply_t(bn, train);
+            if i < last {
+                y = y.relu();
+            }
+        }
+        let identity = match &self.downsample {
+            Some((c, bn)) => x.apply(c).apply_t(bn, train),
+            None => x.shallow_clone(),
+        };
+        (y + identity).relu()
+    }
+}
+
+/// A ResNet backbone returning globally average-pooled features (no classifier).
+///
+/// Paper: He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016,
+/// <https://arxiv.org/abs/1512.03385>, Table 1.
+///
+/// ```text
+/// h = AvgPool(stage_L(… stage_1(stem(x))))   stage_i: layers[i] residual blocks
+/// block(x) = ReLU(F(x) + shortcut(x))        shortcut: identity or 1×1 conv + BN
+/// ```
+///
+/// # Shapes
+/// `x`: `[N, in_channels, H, W]` → `[N, feature_dim()]`.
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    max_pool: bool,
+    stages: Vec<Vec<Residual>>,
+    feature_dim: i64,
+}
+
+impl ResNet {
+    /// Creates the variables under `p` with torchvision's names (`conv1`, `bn1`, `layer1.0.…`).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] when `cfg` fails [`ResNetConfig::validate`].
+    pub fn new(p: &nn::Path, cfg: &ResNetConfig) -> Result<Self> {
+        cfg.validate()?;
+        let (k, stride) = match cfg.stem {
+            Stem::ImageNet => (7, 2),
+            Stem::Cifar => (3, 1),
+        };
+        let conv1 = conv(p / "conv1", cfg.in_channels, cfg.width, k, stride);
+        let bn1 = batch_norm2d(p / "bn1", cfg.width);
+        let mut c_in = cfg.width;
+        let mut stages = Vec::with_capacity(cfg.layers.len());
+        for (i, &blocks) in cfg.layers.iter().enumerate() {
+            let sp = p / format!("layer{}", i + 1);
+            let planes = cfg.width << i;
+            let stage = (0..blocks)
+                .map(|b| {
+                    let stride = if i > 0 && b == 0 { 2 } else { 1 };
+                    let block = Residual::new(&(&sp / b), cfg.block, c_in, planes, stride);
+                    c_in = planes * cfg.block.expansion();
+                    block
+                })
+                .collect();
+            stages.push(stage);
+        }
+        Ok(Self { conv1, bn1, max_pool: cfg.stem == Stem::ImageNet, stages, feature_dim: c_in })
+    }
+
+    /// The length of the feature vector [`ModuleT::forward_t`] returns.
+    pub fn feature_dim(&self) -> i64 {
+        self.feature_dim
+    }
+}
+
+impl ModuleT for ResNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        if self.max_pool {
+            y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        }
+        for block in self.stages.iter().flatten() {
+            y = block.forward_t(&y, train);
+        }
+        y.adaptive_avg_pool2d([1, 1]).flatten(1, -1) // [N, feature_dim]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn feature_dims_and_resolutions_follow_the_paper() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let r50 = ResNet::new(&(vs.root() / "a"), &ResNetConfig::resnet50()).unwrap();
+        assert_eq!(r50.feature_dim(), 2048);
+        let cfg = ResNetConfig { width: 4, in_channels: 1, ..ResNetConfig::cifar_resnet18() };
+        let small = ResNet::new(&(vs.root() / "b"), &cfg).unwrap();
+        assert_eq!(small.feature_dim(), 32);
+        let x = Tensor::rand([3, 1, 28, 28], (Kind::Float, Device::Cpu));
+        assert_eq!(small.forward_t(&x, true).size(), [3, 32]);
+    }
+
+    #[test]
+    fn resnet18_has_torchvisions_parameter_count() {
+        // torchvision resnet18 has 11,689,512 parameters; its fc layer holds 512·1000 + 1000.
+        let vs = nn::VarStore::new(Device::Cpu);
+        ResNet::new(&vs.root(), &ResNetConfig::resnet18()).unwrap();
+        let trainable: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        assert_eq!(trainable, 11_689_512 - 513_000);
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ResNetConfig { layers: vec![2, 0], ..ResNetConfig::resnet18() };
+        let err = ResNet::new(&vs.root(), &cfg).unwrap_err().to_string();
+        assert!(err.contains("resnet.layers"), "{err}");
+        let cfg = ResNetConfig { width: 0, ..ResNetConfig::resnet18() };
+        assert!(ResNet::new(&vs.root(), &cfg).unwrap_err().to_string().contains("width"));
+    }
+}

@@ -1,0 +1,93 @@
+//! Test helpers shared by the ssl-* crates (a dev-dependency only, never published).
+//!
+//! - [`assert_close`]: element-wise comparison of two tensors with relative and absolute
+//!   tolerances, reporting the worst element.
+//! - [`grad_check`]: central finite differences in `f64` against autograd.
+
+use tch::{Kind, Tensor};
+
+/// Panics unless `|a - b| <= atol + rtol * |b|` holds element-wise; shapes must match.
+///
+/// # Panics
+/// On a shape mismatch or when any element is out of tolerance; the message names the worst one.
+pub fn assert_close(a: &Tensor, b: &Tensor, rtol: f64, atol: f64) {
+    assert_eq!(a.size(), b.size(), "assert_close: shapes differ");
+    let a = a.to_kind(Kind::Double).to_device(tch::Device::Cpu).flatten(0, -1);
+    let b = b.to_kind(Kind::Double).to_device(tch::Device::Cpu).flatten(0, -1);
+    let av = Vec::<f64>::try_from(&a).expect("a to Vec<f64>");
+    let bv = Vec::<f64>::try_from(&b).expect("b to Vec<f64>");
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (x, y)) in av.iter().zip(&bv).enumerate() {
+        let excess = if x.is_nan() != y.is_nan() {
+            f64::INFINITY
+        } else {
+            (x - y).abs() - (atol + rtol * y.abs()) // NaN (so "close") when both are NaN
+        };
+        if excess > 0.0 && worst.is_none_or(|(_, e)| excess > e) {
+            worst = Some((i, excess));
+        }
+    }
+    if let Some((i, _)) = worst {
+        panic!(
+            "assert_close: element {i} differs: {} vs {} (rtol {rtol}, atol {atol})",
+            av[i], bv[i]
+        );
+    }
+}
+
+/// Checks autograd's gradient of the scalar `f(x)` against central finite differences.
+///
+/// `x` is converted to `f64`; each element is moved by `±eps` and the slope compared with the
+/// autograd gradient under `rtol` (with an absolute floor of `rtol * 1e-3`).
+///
+/// # Panics
+/// When `f` does not return a scalar or a gradient element is out of tolerance.
+pub fn grad_check(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, eps: f64, rtol: f64) {
+    let x = x.to_kind(Kind::Double).detach().set_requires_grad(true);
+    let y = f(&x);
+    assert_eq!(y.numel(), 1, "grad_check: f must return a scalar, got {:?}", y.size());
+    let analytic = Tensor::run_backward(&[&y], &[&x], false, false).remove(0);
+    let analytic = Vec::<f64>::try_from(analytic.flatten(0, -1)).unwrap();
+    let base = x.detach().flatten(0, -1);
+    let n = base.numel();
+    for i in 0..n as i64 {
+        let eval = |delta: f64| {
+            let xp = base.copy();
+            let _ = xp.get(i).f_add_(&Tensor::from(delta)).unwrap();
+            tch::no_grad(|| f(&xp.reshape(x.size())).double_value(&[]))
+        };
+        let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
+        let a = analytic[i as usize];
+        let tol = rtol * numeric.abs().max(a.abs()).max(1e-3);
+        assert!(
+            (numeric - a).abs() <= tol,
+            "grad_check: d f / d x[{i}]: autograd {a} vs finite difference {numeric}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grad_check_accepts_the_gradient_of_a_cubic_and_rejects_a_wrong_one() {
+        let x = Tensor::from_slice(&[0.5f64, -1.0, 2.0]);
+        grad_check(|x| x.pow_tensor_scalar(3).sum(Kind::Double), &x, 1e-6, 1e-5);
+        // A function whose autograd gradient is wrong on purpose: detach hides the x^2 term.
+        let wrong = std::panic::catch_unwind(|| {
+            grad_check(|x| (x * x.detach()).sum(Kind::Double), &x, 1e-6, 1e-5)
+        });
+        assert!(wrong.is_err());
+    }
+
+    #[test]
+    fn assert_close_names_the_worst_element() {
+        let a = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        let b = Tensor::from_slice(&[1.0f32, 2.5, 3.0]);
+        assert_close(&a, &a.copy(), 0.0, 0.0);
+        let msg = std::panic::catch_unwind(|| assert_close(&a, &b, 1e-3, 0.0)).unwrap_err();
+        let msg = msg.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("element 1"), "{msg}");
+    }
+}

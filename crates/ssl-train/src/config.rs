@@ -1,0 +1,212 @@
+//! The run configuration: one YAML document, `--set` overrides, validation before any tensor.
+//!
+//! Every struct rejects unknown keys, and errors name the dotted key (`optim.lr`). The YAML
+//! files in `configs/` document each key.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use ssl_loss::NtXentConfig;
+use ssl_models::ResNetConfig;
+
+use crate::{Result, TrainError};
+
+/// A whole pre-training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Seeds weight initialisation, the data order and the augmentations.
+    pub seed: u64,
+    /// Where the images come from and how they are batched.
+    pub data: DataConfig,
+    /// The encoder.
+    pub model: ModelConfig,
+    /// NT-Xent's settings.
+    pub loss: NtXentConfig,
+    /// The optimiser.
+    pub optim: OptimConfig,
+    /// How long to train.
+    pub train: TrainConfig,
+}
+
+/// Data settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// The Fashion-MNIST directory (IDX files, gzip).
+    pub dir: PathBuf,
+    /// Images per batch, N; each gives two views, so the loss sees 2N.
+    pub batch_size: i64,
+}
+
+/// Encoder settings: backbone f and projection head g, z = g(f(x)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The ResNet backbone.
+    pub backbone: ResNetConfig,
+    /// The projection head.
+    pub projection: ProjectionConfig,
+}
+
+/// Projection head sizes; its input is the backbone's feature dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionConfig {
+    /// Hidden layer width.
+    pub hidden_dim: i64,
+    /// Output width, the dimension of z.
+    pub output_dim: i64,
+}
+
+/// SGD with momentum.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum coefficient, in [0, 1).
+    pub momentum: f64,
+    /// L2 weight decay, ≥ 0.
+    pub weight_decay: f64,
+}
+
+/// Training length.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: u64,
+    /// Stop after this many optimiser steps (smoke tests); `null` trains all epochs.
+    pub max_steps: Option<u64>,
+}
+
+impl Config {
+    /// Checks every value that parses but is out of range.
+    ///
+    /// # Errors
+    /// [`TrainError::Invalid`] naming the dotted key, or the leaf crates' config errors.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field: &str, value: String, reason: &str| {
+            Err(TrainError::Invalid { field: field.into(), value, reason: reason.into() })
+        };
+        if self.data.batch_size < 2 {
+            return invalid("data.batch_size", self.data.batch_size.to_string(), "must be ≥ 2");
+        }
+        let o = &self.optim;
+        if !(o.lr.is_finite() && o.lr > 0.0) {
+            return invalid("optim.lr", o.lr.to_string(), "must be a finite number > 0");
+        }
+        if !(0.0..1.0).contains(&o.momentum) {
+            return invalid("optim.momentum", o.momentum.to_string(), "must be in [0, 1)");
+        }
+        if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
+            return invalid("optim.weight_decay", o.weight_decay.to_string(), "must be ≥ 0");
+        }
+        if self.train.epochs < 1 {
+            return invalid("train.epochs", "0".into(), "must be ≥ 1");
+        }
+        let p = &self.model.projection;
+        if p.hidden_dim < 1 || p.output_dim < 1 {
+            return invalid("model.projection", format!("{p:?}"), "sizes must be ≥ 1");
+        }
+        self.model.backbone.validate()?;
+        self.loss.build()?;
+        Ok(())
+    }
+}
+
+/// Reads the YAML at `path`, applies `overrides` (`dotted.key=value`), deserialises and
+/// validates it.
+///
+/// # Errors
+/// [`TrainError::ConfigIo`], [`TrainError::ConfigParse`] (naming the dotted key of an unknown
+/// field or a wrong type), [`TrainError::Override`] and the errors of [`Config::validate`].
+pub fn load(path: &Path, overrides: &[String]) -> Result<Config> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| TrainError::ConfigIo { path: path.into(), source })?;
+    from_yaml(&text, path, overrides)
+}
+
+/// As [`load`], from YAML text; `path` is only used in errors.
+///
+/// # Errors
+/// As [`load`].
+pub fn from_yaml(text: &str, path: &Path, overrides: &[String]) -> Result<Config> {
+    let parse_err = |message: String| TrainError::ConfigParse { path: path.into(), message };
+    let mut value: Value = serde_saphyr::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    for spec in overrides {
+        apply_override(&mut value, spec)?;
+    }
+    let config: Config = serde_path_to_error::deserialize(value)
+        .map_err(|e| parse_err(format!("at `{}`: {}", e.path(), e.inner())))?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// Sets `a.b.c=value` in the parsed document; `value` is read as a YAML scalar.
+fn apply_override(doc: &mut Value, spec: &str) -> Result<()> {
+    let err = |reason: String| TrainError::Override { spec: spec.into(), reason };
+    let (key, raw) = spec.split_once('=').ok_or_else(|| err("expected key=value".into()))?;
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(err(format!("`{key}` is not a dotted key")));
+    }
+    let mut node = doc;
+    for (i, part) in parts[..parts.len() - 1].iter().enumerate() {
+        node = match node.get_mut(*part) {
+            Some(child) if child.is_object() => child,
+            _ => return Err(err(format!("the config has no section `{}`", parts[..=i].join(".")))),
+        };
+    }
+    let value: Value =
+        serde_saphyr::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_owned()));
+    let map = node.as_object_mut().ok_or_else(|| err("not a section".into()))?;
+    // A key absent from the file is still inserted: deserialisation then rejects it by name
+    // if the schema has no such field.
+    map.insert(parts[parts.len() - 1].to_owned(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = include_str!("../configs/simclr-fmnist.yaml");
+
+    fn parse(text: &str, overrides: &[&str]) -> Result<Config> {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        from_yaml(text, Path::new("test.yaml"), &o)
+    }
+
+    #[test]
+    fn the_shipped_config_parses_and_overrides_apply() {
+        let c = parse(BASE, &["train.max_steps=2", "optim.lr=0.5", "data.dir=/x"]).unwrap();
+        assert_eq!(c.train.max_steps, Some(2));
+        assert_eq!(c.optim.lr, 0.5);
+        assert_eq!(c.data.dir, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let err = parse(&format!("{BASE}\nfoo: 1\n"), &[]).unwrap_err().to_string();
+        assert!(err.contains("foo") && err.contains("test.yaml"), "{err}");
+        let err = parse(BASE, &["optim.lrr=0.1"]).unwrap_err().to_string();
+        assert!(err.contains("optim.lrr") || err.contains("lrr"), "{err}");
+        let err = parse(BASE, &["nosuch.key=1"]).unwrap_err().to_string();
+        assert!(err.contains("no section `nosuch`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_dotted_key() {
+        let err = parse(BASE, &["data.batch_size=many"]).unwrap_err().to_string();
+        assert!(err.contains("data.batch_size"), "{err}");
+        let err = parse(BASE, &["optim.momentum=1.5"]).unwrap_err().to_string();
+        assert!(err.contains("optim.momentum = 1.5"), "{err}");
+        let err = parse(BASE, &["loss.temperature=0"]).unwrap_err().to_string();
+        assert!(err.contains("temperature"), "{err}");
+        let err = parse(BASE, &["model.backbone.width=0"]).unwrap_err().to_string();
+        assert!(err.contains("width"), "{err}");
+    }
+}

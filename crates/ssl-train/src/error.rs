@@ -1,0 +1,61 @@
+//! The error type of ssl-train's library part.
+
+use std::path::PathBuf;
+
+/// What can go wrong when configuring or running training.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// The config file cannot be read.
+    #[error("reading config {path}: {source}")]
+    ConfigIo {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The YAML does not parse, has an unknown key or a value of the wrong type.
+    #[error("config {path}: {message}")]
+    ConfigParse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the dotted key where known.
+        message: String,
+    },
+    /// A `--set key=value` override is malformed or names no key of the schema.
+    #[error("override `{spec}`: {reason}")]
+    Override {
+        /// The override as given.
+        spec: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value parses but is out of range.
+    #[error("config field {field} = {value}: {reason}")]
+    Invalid {
+        /// The dotted key.
+        field: String,
+        /// The value given.
+        value: String,
+        /// What it must satisfy.
+        reason: String,
+    },
+    /// An error from ssl-data.
+    #[error(transparent)]
+    Data(#[from] ssl_data::DataError),
+    /// An error from ssl-models.
+    #[error(transparent)]
+    Model(#[from] ssl_models::ModelError),
+    /// An error from ssl-loss.
+    #[error(transparent)]
+    Loss(#[from] ssl_loss::LossError),
+    /// An error from ssl-aug.
+    #[error(transparent)]
+    Aug(#[from] ssl_aug::AugError),
+    /// An error raised by libtorch.
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+}
+
+/// `Result` with [`TrainError`] as the default error.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

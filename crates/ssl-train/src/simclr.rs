@@ -1,0 +1,63 @@
+//! SimCLR: two augmented views, a shared encoder and NT-Xent.
+
+use ssl_aug::{Aug, AugRng, HorizontalFlip, HorizontalFlipConfig};
+use ssl_loss::{NtXent, PairLoss};
+use ssl_models::{ProjectionHead, ProjectionHeadConfig, ResNet};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+use crate::{Config, Result};
+
+/// SimCLR's parts: backbone f, projection head g, the view augmentations and the loss.
+///
+/// Paper: Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations",
+/// ICML 2020, <https://arxiv.org/abs/2002.05709>, Algorithm 1.
+///
+/// ```text
+/// x̃₁ = t₁(x), x̃₂ = t₂(x)    z = g(f(x̃))    L = NT-Xent(z₁, z₂; τ)
+/// ```
+#[derive(Debug)]
+pub struct SimClr {
+    backbone: ResNet,
+    head: ProjectionHead,
+    flip: HorizontalFlip,
+    loss: NtXent,
+}
+
+impl SimClr {
+    /// Builds the encoder's variables under `p` (`backbone.*`, `head.*`) and the loss.
+    ///
+    /// # Errors
+    /// The leaf crates' config errors.
+    pub fn new(p: &nn::Path, cfg: &Config) -> Result<Self> {
+        let backbone = ResNet::new(&(p / "backbone"), &cfg.model.backbone)?;
+        let head_cfg = ProjectionHeadConfig {
+            input_dim: backbone.feature_dim(),
+            hidden_dim: cfg.model.projection.hidden_dim,
+            output_dim: cfg.model.projection.output_dim,
+            ..ProjectionHeadConfig::simclr(backbone.feature_dim())
+        };
+        let head = ProjectionHead::new(&(p / "head"), &head_cfg)?;
+        let flip = HorizontalFlipConfig::default().build()?;
+        Ok(Self { backbone, head, flip, loss: cfg.loss.build()? })
+    }
+
+    /// Two independently augmented views of the float batch `x` (`[N, C, H, W]` in `[0, 1]`).
+    pub fn views(&self, x: &Tensor, rng: &mut AugRng) -> (Tensor, Tensor) {
+        (self.flip.forward(x, rng), self.flip.forward(x, rng))
+    }
+
+    /// The backbone features h = f(x), `[N, feature_dim]`.
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        self.backbone.forward_t(x, train)
+    }
+
+    /// NT-Xent of the projections of two views.
+    pub fn loss(&self, v1: &Tensor, v2: &Tensor) -> Tensor {
+        // One forward over both views, so BatchNorm sees the 2N views together as in SimCLR.
+        let n = v1.size()[0];
+        let h = self.features(&Tensor::cat(&[v1, v2], 0), true); // [2N, F]
+        let z = self.head.forward_t(&h, true); // [2N, D]
+        self.loss.forward(&z.narrow(0, 0, n), &z.narrow(0, n, n))
+    }
+}

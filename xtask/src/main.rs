@@ -1,0 +1,87 @@
+//! `cargo xtask`: set-up, the main job, tests and CI checks for the ssl-rs workspace.
+//!
+//! Every command except `tidy` first runs [`setup::run`], which is idempotent: it finds or
+//! installs libtorch (PyTorch 2.11.0 from PyPI), installs Fashion-MNIST and writes the git-ignored
+//! `.cargo/libtorch.toml` so that plain `cargo build` / `cargo test` work afterwards.
+
+mod ci;
+mod dataset;
+mod libtorch;
+mod setup;
+mod shell;
+mod tidy;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+/// Set-up, tests and benchmarks for ssl-rs.
+#[derive(Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Find or install libtorch and Fashion-MNIST and write `.cargo/libtorch.toml`.
+    Setup(SetupArgs),
+    /// Set up, then run the main job (SimCLR pre-training on Fashion-MNIST, then evaluation).
+    Run {
+        #[command(flatten)]
+        setup: SetupArgs,
+        /// Extra arguments passed to `ssl train` (for example `--set train.max_steps=20`).
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
+    /// Set up, then run every test in the workspace (`cargo test --workspace`).
+    Test {
+        #[command(flatten)]
+        setup: SetupArgs,
+        /// Extra arguments passed to `cargo test`.
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
+    /// Set up, then run fmt --check, clippy -D warnings, the tests and rustdoc -D warnings.
+    Ci(SetupArgs),
+    /// Check the crate dependency direction and that every .rs file opens with `//!`.
+    Tidy,
+}
+
+/// Where set-up takes libtorch and the data from.
+#[derive(Args, Clone, Debug, Default)]
+pub(crate) struct SetupArgs {
+    /// A libtorch directory (holding `lib/` and `include/`) to use instead of the cached venv;
+    /// `$LIBTORCH` does the same.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) libtorch: Option<PathBuf>,
+    /// A python whose `import torch` is PyTorch 2.11.0, to use instead of the cached venv;
+    /// `$SSL_RS_PYTHON` does the same.
+    #[arg(long, value_name = "PYTHON")]
+    pub(crate) python: Option<PathBuf>,
+    /// The Fashion-MNIST directory (IDX files, gzip); `$SSL_RS_DATA_DIR` does the same.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Setup(args) => setup::run(&args).map(|_| ()),
+        Command::Run { setup, extra } => {
+            let env = setup::run(&setup)?;
+            ci::main_job(&env, &extra)
+        }
+        Command::Test { setup, extra } => {
+            setup::run(&setup)?;
+            ci::test(&extra)
+        }
+        Command::Ci(args) => {
+            setup::run(&args)?;
+            ci::all()
+        }
+        Command::Tidy => tidy::check(&shell::workspace_root()),
+    }
+}
