@@ -11,8 +11,10 @@ pub trait BatchAug: Debug + Send + Sync {
     /// The parameters of one batch; every per-sample field has leading length N.
     type Params: Debug + Clone;
 
-    /// Draws the parameters of a batch of `n` samples. This is the only random step.
-    fn sample(&self, n: i64, rng: &mut AugRng) -> Self::Params;
+    /// Draws the parameters for a batch of shape `size` (`[N, C, H, W]`). This is the only
+    /// random step. It takes the whole shape, not just N, because geometric ops such as
+    /// random resized crop draw boxes in pixels (kornia's `forward_parameters(batch_shape)`).
+    fn sample(&self, size: &[i64], rng: &mut AugRng) -> Self::Params;
 
     /// Applies `params` to the float batch `x` (`[N, C, H, W]`, values in `[0, 1]`). Pure.
     ///
@@ -29,7 +31,7 @@ pub trait Aug: Debug + Send + Sync {
 
 impl<T: BatchAug> Aug for T {
     fn forward(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
-        let params = self.sample(x.size()[0], rng);
+        let params = self.sample(&x.size(), rng);
         self.apply(x, &params)
     }
 }

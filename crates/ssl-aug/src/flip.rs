@@ -52,8 +52,8 @@ pub struct FlipParams {
 impl BatchAug for HorizontalFlip {
     type Params = FlipParams;
 
-    fn sample(&self, n: i64, rng: &mut AugRng) -> FlipParams {
-        FlipParams { apply: sample_mask(n, self.p, rng) }
+    fn sample(&self, size: &[i64], rng: &mut AugRng) -> FlipParams {
+        FlipParams { apply: sample_mask(size[0], self.p, rng) }
     }
 
     fn apply(&self, x: &Tensor, params: &FlipParams) -> Tensor {
@@ -86,17 +86,17 @@ mod tests {
     fn flipping_twice_is_the_identity_and_p_zero_never_flips() {
         let x = Tensor::rand([5, 3, 4, 6], (Kind::Float, Device::Cpu));
         let flip = HorizontalFlipConfig { p: 1.0 }.build().unwrap();
-        let all = flip.sample(5, &mut aug_rng(0, &[]));
+        let all = flip.sample(&[5, 3, 4, 6], &mut aug_rng(0, &[]));
         assert!(all.apply.iter().all(|&a| a));
         assert!(flip.apply(&flip.apply(&x, &all), &all).equal(&x));
         let never = HorizontalFlipConfig { p: 0.0 }.build().unwrap();
-        assert!(never.sample(5, &mut aug_rng(0, &[])).apply.iter().all(|&a| !a));
+        assert!(never.sample(&[5, 3, 4, 6], &mut aug_rng(0, &[])).apply.iter().all(|&a| !a));
     }
 
     #[test]
     fn the_flip_rate_is_p() {
         let flip = HorizontalFlipConfig { p: 0.3 }.build().unwrap();
-        let params = flip.sample(20_000, &mut aug_rng(9, &[]));
+        let params = flip.sample(&[20_000, 1, 1, 1], &mut aug_rng(9, &[]));
         let rate = params.apply.iter().filter(|&&a| a).count() as f64 / 20_000.0;
         // Standard error sqrt(0.3 · 0.7 / 20000) ≈ 0.0032.
         assert!((rate - 0.3).abs() < 0.015, "{rate}");

@@ -21,9 +21,11 @@ mod aug;
 mod error;
 mod flip;
 mod mask;
+mod resized_crop;
 mod rng;
 
 pub use aug::{Aug, BatchAug};
 pub use error::{AugError, Result};
 pub use flip::{FlipParams, HorizontalFlip, HorizontalFlipConfig};
+pub use resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};
 pub use rng::{aug_rng, AugRng};

@@ -30,6 +30,11 @@ pub(crate) fn uniform(rng: &mut AugRng, lo: f64, hi: f64) -> f64 {
     lo + (hi - lo) * unit
 }
 
+/// A uniform integer in `0..n` (`n ≥ 1`), torchvision's `randint(0, n)`.
+pub(crate) fn uniform_int(rng: &mut AugRng, n: i64) -> i64 {
+    ((uniform(rng, 0.0, 1.0) * n as f64) as i64).min(n - 1)
+}
+
 /// `true` with probability `p`.
 pub(crate) fn bernoulli(rng: &mut AugRng, p: f64) -> bool {
     uniform(rng, 0.0, 1.0) < p
