@@ -63,6 +63,7 @@ pub(crate) fn run(args: &SetupArgs) -> Result<Env> {
         dataset::ensure(chosen)
     })?;
     eprintln!("xtask: Fashion-MNIST at {}", data_dir.display());
+    shell::step("setup: plot font", dataset::ensure_font)?;
 
     let env = Env { libtorch, data_dir };
     shell::step("setup: cargo config", || write_config(&path, &env))?;

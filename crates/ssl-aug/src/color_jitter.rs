@@ -38,9 +38,11 @@ impl ColorJitterConfig {
     /// [`AugError::InvalidConfig`] when a strength is negative or not finite, or `p` is
     /// outside `[0, 1]`.
     pub fn build(self) -> Result<ColorJitter> {
-        for (field, v) in
-            [("brightness", self.brightness), ("contrast", self.contrast), ("saturation", self.saturation)]
-        {
+        for (field, v) in [
+            ("brightness", self.brightness),
+            ("contrast", self.contrast),
+            ("saturation", self.saturation),
+        ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(AugError::InvalidConfig {
                     op: "color_jitter",
@@ -114,7 +116,8 @@ pub(crate) fn gray(x: &Tensor) -> Tensor {
         return x.shallow_clone();
     }
     let w = Tensor::from_slice(&[0.299f32, 0.587, 0.114]).to_device(x.device()).to_kind(x.kind());
-    (x * w.view([1, 3, 1, 1])).sum_dim_intlist([1i64].as_slice(), true, x.kind()) // [N, 1, H, W]
+    (x * w.view([1, 3, 1, 1])).sum_dim_intlist([1i64].as_slice(), true, x.kind())
+    // [N, 1, H, W]
 }
 
 fn column(values: &[f32], x: &Tensor) -> Tensor {
@@ -169,8 +172,8 @@ impl BatchAug for ColorJitter {
             };
             let bright = (&y * &b).clamp(0.0, 1.0);
             let mean = gray(&y).mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
-            let contrast = (&y * &c + (1.0 - &c) * mean).clamp(0.0, 1.0);
-            let saturated = (&y * &s + (1.0 - &s) * gray(&y)).clamp(0.0, 1.0);
+            let contrast = (&y * &c + (c.neg() + 1.0) * mean).clamp(0.0, 1.0);
+            let saturated = (&y * &s + (s.neg() + 1.0) * gray(&y)).clamp(0.0, 1.0);
             y = bright.where_self(&pick(0), &contrast.where_self(&pick(1), &saturated));
         }
         y.where_self(&mask_tensor(&p.apply, x.device()), x)
@@ -207,7 +210,8 @@ mod tests {
         let b_then_c = values(&op.apply(&x, &p));
         p.order = vec![[1, 0, 2]];
         let c_then_b = values(&op.apply(&x, &p));
-        for (got, want) in b_then_c.iter().zip([0.55, 0.85]).chain(c_then_b.iter().zip([0.6, 1.0])) {
+        for (got, want) in b_then_c.iter().zip([0.55, 0.85]).chain(c_then_b.iter().zip([0.6, 1.0]))
+        {
             assert!((got - want).abs() < 1e-6, "{b_then_c:?} {c_then_b:?}");
         }
     }

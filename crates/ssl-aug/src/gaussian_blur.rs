@@ -98,7 +98,7 @@ impl BatchAug for GaussianBlur {
         let device = x.device();
         let t = Tensor::arange(k, (Kind::Float, device)) - r as f64; // [k]
         let sigma = Tensor::from_slice(&p.sigma).to_device(device).view([n, 1]); // [N, 1]
-        let g = (-(t.view([1, k]).square()) / (2.0 * sigma.square())).exp(); // [N, k]
+        let g = (t.view([1, k]).square().neg() / (sigma.square() * 2.0)).exp(); // [N, k]
         let g = (&g / g.sum_dim_intlist([1i64].as_slice(), true, Kind::Float)).to_kind(x.kind());
         let g = g.repeat_interleave_self_int(c, 0, None); // [N·C, k]
         let planes = x.reshape([1, n * c, h, w]); // [1, N·C, H, W]

@@ -18,14 +18,20 @@
 //! ```
 
 mod aug;
+mod color_jitter;
 mod error;
 mod flip;
+mod gaussian_blur;
 mod mask;
+mod pipeline;
 mod resized_crop;
 mod rng;
 
 pub use aug::{Aug, BatchAug};
+pub use color_jitter::{ColorJitter, ColorJitterConfig, JitterParams};
 pub use error::{AugError, Result};
 pub use flip::{FlipParams, HorizontalFlip, HorizontalFlipConfig};
+pub use gaussian_blur::{BlurParams, GaussianBlur, GaussianBlurConfig};
+pub use pipeline::{Compose, ViewConfig};
 pub use resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};
 pub use rng::{aug_rng, AugRng};

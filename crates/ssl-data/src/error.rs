@@ -62,6 +62,14 @@ pub enum DataError {
         /// Labels in the label file.
         n_labels: usize,
     },
+    /// A loader setting is out of range.
+    #[error("invalid loader config: {field} {reason}")]
+    Loader {
+        /// The field of `LoaderConfig`.
+        field: &'static str,
+        /// What it must satisfy.
+        reason: &'static str,
+    },
     /// An error raised by libtorch.
     #[error(transparent)]
     Tch(#[from] tch::TchError),

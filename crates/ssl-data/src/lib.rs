@@ -1,7 +1,9 @@
-//! Datasets for self-supervised training: file formats and (soon) the prefetching loader.
+//! Datasets for self-supervised training: file formats and the prefetching loader.
 //!
 //! - [`read_idx`] / [`parse_idx`]: the IDX format of MNIST and Fashion-MNIST, gzip or raw.
 //! - [`IdxImages`]: an image file plus its optional label file, checked against each other.
+//! - [`Dataset`]: random access to images (labels optional); [`Loader`]: seeded epoch orders,
+//!   batches assembled on worker threads and handed over through bounded crossbeam channels.
 //!
 //! Together with ssl-train this is the only crate that does I/O. See ARCHITECTURE.md.
 //!
@@ -12,10 +14,14 @@
 //! # Ok::<(), ssl_data::DataError>(())
 //! ```
 
+mod dataset;
 mod error;
 mod idx;
 mod idx_images;
+mod loader;
 
+pub use dataset::Dataset;
 pub use error::{DataError, Result};
 pub use idx::{parse_idx, read_idx, IdxArray};
 pub use idx_images::{IdxImages, Split};
+pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};

@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use ssl_aug::ViewConfig;
 use ssl_loss::NtXentConfig;
 use ssl_models::ResNetConfig;
 
+use crate::eval::{KnnConfig, LinearProbeConfig};
+use crate::optim::OptimKind;
 use crate::{Result, TrainError};
 
 /// A whole pre-training run.
@@ -20,6 +23,8 @@ pub struct Config {
     pub seed: u64,
     /// Where the images come from and how they are batched.
     pub data: DataConfig,
+    /// The augmentations of each view (both views use the same settings, fresh draws).
+    pub augment: ViewConfig,
     /// The encoder.
     pub model: ModelConfig,
     /// NT-Xent's settings.
@@ -28,6 +33,10 @@ pub struct Config {
     pub optim: OptimConfig,
     /// How long to train.
     pub train: TrainConfig,
+    /// How the frozen backbone is evaluated.
+    pub eval: EvalConfig,
+    /// When checkpoints are written.
+    pub checkpoint: CheckpointConfig,
 }
 
 /// Data settings.
@@ -38,6 +47,10 @@ pub struct DataConfig {
     pub dir: PathBuf,
     /// Images per batch, N; each gives two views, so the loss sees 2N.
     pub batch_size: i64,
+    /// Loader threads assembling batches.
+    pub workers: usize,
+    /// Batches each loader thread may prepare ahead.
+    pub prefetch: usize,
 }
 
 /// Encoder settings: backbone f and projection head g, z = g(f(x)).
@@ -60,16 +73,47 @@ pub struct ProjectionConfig {
     pub output_dim: i64,
 }
 
-/// SGD with momentum.
+/// The optimiser and its learning-rate schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
-    /// Learning rate.
+    /// `lars` or `sgd`.
+    pub kind: OptimKind,
+    /// Peak learning rate, reached after the warm-up and decayed to 0 by a cosine.
     pub lr: f64,
+    /// Epochs of linear warm-up.
+    pub warmup_epochs: f64,
+    /// LARS trust coefficient η (SimCLR: 0.001); unused by SGD.
+    pub trust_coefficient: f64,
     /// Momentum coefficient, in [0, 1).
     pub momentum: f64,
     /// L2 weight decay, ≥ 0.
     pub weight_decay: f64,
+}
+
+/// Evaluation of the frozen backbone: the kNN monitor during training, kNN and the linear
+/// probe at the end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// kNN settings (k = 200, T = 0.1 as in Wu et al. 2018).
+    pub knn: KnnConfig,
+    /// Linear-probe settings.
+    pub linear: LinearProbeConfig,
+    /// Training images used as the kNN monitor's memory bank each epoch (0 turns it off).
+    pub monitor_bank: i64,
+    /// Test images the kNN monitor scores each epoch.
+    pub monitor_queries: i64,
+    /// Also evaluate the randomly initialised network and raw pixels, the baselines.
+    pub baselines: bool,
+}
+
+/// Checkpointing.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Also write `checkpoint.safetensors` every this many steps (`null`: only at the end).
+    pub every_steps: Option<u64>,
 }
 
 /// Training length.
@@ -94,9 +138,26 @@ impl Config {
         if self.data.batch_size < 2 {
             return invalid("data.batch_size", self.data.batch_size.to_string(), "must be ≥ 2");
         }
+        if self.data.workers < 1 || self.data.prefetch < 1 {
+            return invalid(
+                "data.workers",
+                format!("{} (prefetch {})", self.data.workers, self.data.prefetch),
+                "workers and prefetch must be ≥ 1",
+            );
+        }
         let o = &self.optim;
         if !(o.lr.is_finite() && o.lr > 0.0) {
             return invalid("optim.lr", o.lr.to_string(), "must be a finite number > 0");
+        }
+        if !(o.warmup_epochs >= 0.0 && o.warmup_epochs.is_finite()) {
+            return invalid("optim.warmup_epochs", o.warmup_epochs.to_string(), "must be ≥ 0");
+        }
+        if !(o.trust_coefficient > 0.0 && o.trust_coefficient.is_finite()) {
+            return invalid(
+                "optim.trust_coefficient",
+                o.trust_coefficient.to_string(),
+                "must be > 0",
+            );
         }
         if !(0.0..1.0).contains(&o.momentum) {
             return invalid("optim.momentum", o.momentum.to_string(), "must be in [0, 1)");
@@ -111,6 +172,42 @@ impl Config {
         if p.hidden_dim < 1 || p.output_dim < 1 {
             return invalid("model.projection", format!("{p:?}"), "sizes must be ≥ 1");
         }
+        let e = &self.eval;
+        if e.knn.k < 1 || e.knn.temperature.is_nan() || e.knn.temperature <= 0.0 {
+            return invalid("eval.knn", format!("{:?}", e.knn), "needs k ≥ 1 and temperature > 0");
+        }
+        if e.monitor_bank < 0
+            || e.monitor_queries < 0
+            || (e.monitor_bank > 0 && e.monitor_bank < e.knn.k)
+        {
+            return invalid(
+                "eval.monitor_bank",
+                e.monitor_bank.to_string(),
+                "must be 0 (off) or ≥ eval.knn.k, with monitor_queries ≥ 0",
+            );
+        }
+        let l = &e.linear;
+        let bad_lr = l.lrs.is_empty() || l.lrs.iter().any(|&lr| !(lr > 0.0 && lr.is_finite()));
+        let bad_wd =
+            l.weight_decays.is_empty() || l.weight_decays.iter().any(|&w| w.is_nan() || w < 0.0);
+        if l.epochs < 1 || l.batch_size < 1 || bad_lr || bad_wd {
+            return invalid(
+                "eval.linear",
+                format!("{l:?}"),
+                "needs epochs, batch_size ≥ 1, lrs > 0 and weight_decays ≥ 0 (non-empty)",
+            );
+        }
+        if !(0.0 < l.val_fraction && l.val_fraction < 1.0) {
+            return invalid(
+                "eval.linear.val_fraction",
+                l.val_fraction.to_string(),
+                "must be in (0, 1)",
+            );
+        }
+        if self.checkpoint.every_steps == Some(0) {
+            return invalid("checkpoint.every_steps", "0".into(), "must be ≥ 1 or null");
+        }
+        self.augment.build()?;
         self.model.backbone.validate()?;
         self.loss.build()?;
         Ok(())

@@ -40,6 +40,14 @@ pub enum TrainError {
         /// What it must satisfy.
         reason: String,
     },
+    /// A file of the run directory cannot be written or read.
+    #[error("run directory file {path}: {source}")]
+    RunIo {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// An error from ssl-data.
     #[error(transparent)]
     Data(#[from] ssl_data::DataError),

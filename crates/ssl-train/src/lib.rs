@@ -2,16 +2,29 @@
 //!
 //! - [`Config`]: the whole run as one validated YAML document ([`config::load`]).
 //! - [`SimClr`]: SimCLR's encoder (ResNet + projection head), views and NT-Xent step.
-//! - [`train`]: the pre-training loop with progress and per-step metrics.
+//! - [`train`]: the pre-training loop with progress, per-step metrics and the kNN monitor.
+//! - [`evaluate`]: kNN and linear probe of a frozen backbone, and the baselines.
 //!
 //! Nothing depends on this crate; it is where the leaf crates meet. See ARCHITECTURE.md.
 
 pub mod config;
 mod error;
+pub mod eval;
+pub mod evaluate;
+pub mod malloc;
+mod optim;
+mod plot;
+pub mod run_dir;
+mod schedule;
 mod simclr;
 mod trainer;
 
 pub use config::Config;
 pub use error::{Result, TrainError};
+pub use evaluate::{evaluate, Scores, Summary};
+pub use optim::{OptimKind, Optimizer};
+pub use plot::plot_curves;
+pub use run_dir::RunDir;
+pub use schedule::warmup_cosine;
 pub use simclr::SimClr;
-pub use trainer::{train, TrainReport};
+pub use trainer::{build_model, train, EpochMetrics, StepMetrics, Trained};

@@ -1,6 +1,5 @@
 //! SimCLR: two augmented views, a shared encoder and NT-Xent.
 
-use ssl_aug::{Aug, AugRng, HorizontalFlip, HorizontalFlipConfig};
 use ssl_loss::{NtXent, PairLoss};
 use ssl_models::{ProjectionHead, ProjectionHeadConfig, ResNet};
 use tch::nn::{self, ModuleT};
@@ -8,7 +7,7 @@ use tch::Tensor;
 
 use crate::{Config, Result};
 
-/// SimCLR's parts: backbone f, projection head g, the view augmentations and the loss.
+/// SimCLR's parts: backbone f, projection head g and the loss (views come from ssl-aug).
 ///
 /// Paper: Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations",
 /// ICML 2020, <https://arxiv.org/abs/2002.05709>, Algorithm 1.
@@ -20,7 +19,6 @@ use crate::{Config, Result};
 pub struct SimClr {
     backbone: ResNet,
     head: ProjectionHead,
-    flip: HorizontalFlip,
     loss: NtXent,
 }
 
@@ -38,25 +36,19 @@ impl SimClr {
             ..ProjectionHeadConfig::simclr(backbone.feature_dim())
         };
         let head = ProjectionHead::new(&(p / "head"), &head_cfg)?;
-        let flip = HorizontalFlipConfig::default().build()?;
-        Ok(Self { backbone, head, flip, loss: cfg.loss.build()? })
+        Ok(Self { backbone, head, loss: cfg.loss.build()? })
     }
 
-    /// Two independently augmented views of the float batch `x` (`[N, C, H, W]` in `[0, 1]`).
-    pub fn views(&self, x: &Tensor, rng: &mut AugRng) -> (Tensor, Tensor) {
-        (self.flip.forward(x, rng), self.flip.forward(x, rng))
-    }
-
-    /// The backbone features h = f(x), `[N, feature_dim]`.
-    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
-        self.backbone.forward_t(x, train)
+    /// The backbone f, whose pooled features h are what evaluation uses.
+    pub fn backbone(&self) -> &ResNet {
+        &self.backbone
     }
 
     /// NT-Xent of the projections of two views.
     pub fn loss(&self, v1: &Tensor, v2: &Tensor) -> Tensor {
         // One forward over both views, so BatchNorm sees the 2N views together as in SimCLR.
         let n = v1.size()[0];
-        let h = self.features(&Tensor::cat(&[v1, v2], 0), true); // [2N, F]
+        let h = self.backbone.forward_t(&Tensor::cat(&[v1, v2], 0), true); // [2N, F]
         let z = self.head.forward_t(&h, true); // [2N, D]
         self.loss.forward(&z.narrow(0, 0, n), &z.narrow(0, n, n))
     }

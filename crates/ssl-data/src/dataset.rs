@@ -1,0 +1,46 @@
+//! The `Dataset` trait: random access to fixed-size uint8 images and optional labels.
+
+use crate::IdxImages;
+
+/// A set of images of one shape, read by index from any thread.
+///
+/// Labels are optional everywhere: pre-training never asks for them.
+pub trait Dataset: Send + Sync {
+    /// Number of images.
+    fn len(&self) -> usize;
+
+    /// Whether the set has no image.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `[C, H, W]` of every image.
+    fn image_shape(&self) -> [usize; 3];
+
+    /// Copies image `index` into `out` (`C·H·W` bytes, channel-major).
+    ///
+    /// # Panics
+    /// When `index >= len()` or `out` has the wrong length.
+    fn read_image(&self, index: usize, out: &mut [u8]);
+
+    /// The label of image `index`, when the set has labels.
+    fn label(&self, index: usize) -> Option<i64>;
+}
+
+impl Dataset for IdxImages {
+    fn len(&self) -> usize {
+        IdxImages::len(self)
+    }
+
+    fn image_shape(&self) -> [usize; 3] {
+        [1, self.height(), self.width()]
+    }
+
+    fn read_image(&self, index: usize, out: &mut [u8]) {
+        out.copy_from_slice(self.image(index));
+    }
+
+    fn label(&self, index: usize) -> Option<i64> {
+        self.labels().map(|l| i64::from(l[index]))
+    }
+}

@@ -1,0 +1,136 @@
+//! Scoring a frozen backbone (kNN-200 and the linear probe) and the baselines, with one code path.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use ssl_data::{IdxImages, Split};
+use tch::nn::ModuleT;
+use tch::{Device, Kind, Tensor};
+
+use crate::eval::{
+    extract_features, knn_top1, linear_probe, pixels_as_features, LinearProbeReport,
+};
+use crate::{Config, Result};
+
+/// Fashion-MNIST's classes.
+const CLASSES: i64 = 10;
+
+/// The scores of one representation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// kNN top-1 on the test set, with the training set as memory.
+    pub knn_top1: f64,
+    /// Linear-probe top-1 on the test set.
+    pub linear_top1: f64,
+    /// The linear probe's chosen hyper-parameters and held-out scores.
+    pub linear: LinearProbeReport,
+    /// Wall time of feature extraction and both classifiers, seconds.
+    pub seconds: f64,
+}
+
+/// `summary.json`: the figures of a run under stable keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// SimCLR kNN-200 top-1.
+    pub knn_top1: f64,
+    /// SimCLR linear-probe top-1.
+    pub linear_top1: f64,
+    /// kNN-200 top-1 of the randomly initialised network (same architecture and seed).
+    pub random_init_knn_top1: Option<f64>,
+    /// Linear-probe top-1 of the randomly initialised network.
+    pub random_init_linear_top1: Option<f64>,
+    /// kNN-200 top-1 on raw pixels.
+    pub raw_pixel_knn_top1: Option<f64>,
+    /// Linear-probe top-1 on raw pixels.
+    pub raw_pixel_linear_top1: Option<f64>,
+    /// Wall time of pre-training, seconds.
+    pub train_seconds: f64,
+    /// Training images per second (each gives two views).
+    pub images_per_second: f64,
+    /// Time the training thread waited for the data loader, seconds.
+    pub data_wait_seconds: f64,
+    /// Wall time of all evaluation, seconds.
+    pub eval_seconds: f64,
+    /// Mean loss and kNN monitor per epoch.
+    pub epochs: Vec<crate::EpochMetrics>,
+    /// Optimiser steps taken.
+    pub steps: u64,
+    /// The SimCLR linear probe's details.
+    pub linear: LinearProbeReport,
+}
+
+/// Train and test images with labels, loaded once for every evaluation of a run.
+#[derive(Debug)]
+pub struct EvalData {
+    train_images: Tensor,
+    train_labels: Tensor,
+    test_images: Tensor,
+    test_labels: Tensor,
+}
+
+impl EvalData {
+    /// Loads both splits of Fashion-MNIST from `cfg.data.dir`, labels included.
+    ///
+    /// # Errors
+    /// [`ssl_data::DataError`] naming the file.
+    pub fn load(cfg: &Config) -> Result<Self> {
+        let load = |split| -> Result<(Tensor, Tensor)> {
+            let set = IdxImages::fashion_mnist(&cfg.data.dir, split)?;
+            let labels = Tensor::from_slice(set.labels().unwrap_or_default()).to_kind(Kind::Int64);
+            Ok((set.to_tensor(), labels))
+        };
+        let (train_images, train_labels) = load(Split::Train)?;
+        let (test_images, test_labels) = load(Split::Test)?;
+        Ok(Self { train_images, train_labels, test_images, test_labels })
+    }
+
+    /// Scores the features `f(x)` of a frozen network.
+    pub fn score_network(&self, net: &impl ModuleT, cfg: &Config, device: Device) -> Scores {
+        let start = Instant::now();
+        let train = extract_features(net, &self.train_images, 1024, device);
+        let test = extract_features(net, &self.test_images, 1024, device);
+        self.score_features(&train, &test, cfg, start)
+    }
+
+    /// Scores raw pixels, the baseline that needs no network.
+    pub fn score_pixels(&self, cfg: &Config) -> Scores {
+        let start = Instant::now();
+        let train = pixels_as_features(&self.train_images);
+        let test = pixels_as_features(&self.test_images);
+        self.score_features(&train, &test, cfg, start)
+    }
+
+    fn score_features(
+        &self,
+        train: &Tensor,
+        test: &Tensor,
+        cfg: &Config,
+        start: Instant,
+    ) -> Scores {
+        let knn =
+            knn_top1(train, &self.train_labels, test, &self.test_labels, CLASSES, cfg.eval.knn);
+        let linear = linear_probe(
+            train,
+            &self.train_labels,
+            test,
+            &self.test_labels,
+            CLASSES,
+            &cfg.eval.linear,
+            cfg.seed,
+        );
+        Scores {
+            knn_top1: knn,
+            linear_top1: linear.test_top1,
+            linear,
+            seconds: start.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Scores a trained backbone on Fashion-MNIST: kNN-200 and the linear probe.
+///
+/// # Errors
+/// Data errors naming the file.
+pub fn evaluate(net: &impl ModuleT, cfg: &Config, device: Device) -> Result<Scores> {
+    Ok(EvalData::load(cfg)?.score_network(net, cfg, device))
+}

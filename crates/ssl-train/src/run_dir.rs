@@ -1,0 +1,86 @@
+//! The run directory: resolved config, per-step metrics, checkpoint and summary.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use tch::nn::VarStore;
+
+use crate::{Config, Result, TrainError};
+
+/// The checkpoint's file name inside a run directory.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The resolved config's file name inside a run directory.
+pub const CONFIG: &str = "config.yaml";
+
+/// A run directory: `config.yaml` (resolved, overrides applied), `metrics.jsonl` (one line per
+/// step: step, epoch, loss, lr, images/s), `checkpoint.safetensors` and `summary.json`.
+#[derive(Debug)]
+pub struct RunDir {
+    path: PathBuf,
+    metrics: Mutex<BufWriter<File>>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::RunIo { path: path.to_path_buf(), source }
+}
+
+impl RunDir {
+    /// Creates `path` (and parents) and writes the resolved config into it.
+    ///
+    /// # Errors
+    /// [`TrainError::RunIo`] naming the file that could not be written.
+    pub fn create(path: &Path, cfg: &Config) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(io(path))?;
+        let yaml = serde_saphyr::to_string(cfg).map_err(|e| TrainError::ConfigParse {
+            path: path.join(CONFIG),
+            message: e.to_string(),
+        })?;
+        let config = path.join(CONFIG);
+        std::fs::write(&config, yaml).map_err(io(&config))?;
+        let metrics_path = path.join("metrics.jsonl");
+        let file = File::create(&metrics_path).map_err(io(&metrics_path))?;
+        Ok(Self { path: path.to_path_buf(), metrics: Mutex::new(BufWriter::new(file)) })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one JSON line to `metrics.jsonl`.
+    ///
+    /// # Errors
+    /// [`TrainError::RunIo`] when the line cannot be written.
+    pub fn log_step(&self, metrics: &impl Serialize) -> Result<()> {
+        let line = serde_json::to_string(metrics).expect("metrics serialise");
+        let mut w = self.metrics.lock().expect("metrics writer");
+        writeln!(w, "{line}").map_err(io(&self.path.join("metrics.jsonl")))
+    }
+
+    /// Writes the variables to `checkpoint.safetensors` (through a temporary file, so a crash
+    /// never leaves a half-written checkpoint), flushing the metrics too.
+    ///
+    /// # Errors
+    /// [`TrainError::RunIo`] or libtorch's error.
+    pub fn save_checkpoint(&self, vs: &VarStore) -> Result<()> {
+        let path = self.path.join(CHECKPOINT);
+        let tmp = self.path.join("checkpoint.tmp.safetensors");
+        vs.save(&tmp)?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        self.metrics.lock().expect("metrics writer").flush().map_err(io(&self.path))
+    }
+
+    /// Writes `value` as pretty JSON to `name` in the directory.
+    ///
+    /// # Errors
+    /// [`TrainError::RunIo`] naming the file.
+    pub fn write_json(&self, name: &str, value: &impl Serialize) -> Result<PathBuf> {
+        let path = self.path.join(name);
+        let text = serde_json::to_string_pretty(value).expect("summary serialises");
+        std::fs::write(&path, text + "\n").map_err(io(&path))?;
+        Ok(path)
+    }
+}
