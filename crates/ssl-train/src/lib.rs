@@ -3,7 +3,7 @@
 //! - [`Config`]: the whole run as one validated YAML document ([`config::load`]).
 //! - [`SimClr`]: SimCLR's encoder (ResNet + projection head), views and NT-Xent step.
 //! - [`train`]: the pre-training loop with progress, per-step metrics and the kNN monitor.
-//! - [`evaluate`]: kNN and linear probe of a frozen backbone, and the baselines.
+//! - [`evaluate()`]: kNN and linear probe of a frozen backbone, and the baselines.
 //!
 //! Nothing depends on this crate; it is where the leaf crates meet. See ARCHITECTURE.md.
 

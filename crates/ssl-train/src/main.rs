@@ -28,7 +28,7 @@ enum Command {
         /// Override a key: `--set optim.lr=0.3` (repeatable; the key must exist).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
-        /// The run directory (default: runs/<config name>-<unix time>).
+        /// The run directory (default: `runs/{config name}-{unix time}`).
         #[arg(long)]
         run_dir: Option<PathBuf>,
     },
