@@ -73,18 +73,29 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray> {
     Ok(IdxArray { dims, data: bytes[header..].to_vec() })
 }
 
+/// Encodes an unsigned-byte IDX file: the magic `00 00 08 <ndims>`, the big-endian dims, then
+/// `data` as given (its length is not checked, so tests can write broken files).
+///
+/// # Panics
+/// When `dims` has more than 255 entries.
+pub fn encode_idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let ndims = u8::try_from(dims.len()).expect("IDX holds at most 255 dimensions");
+    let mut out = vec![0, 0, 0x08, ndims];
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    use super::encode_idx as idx;
     use super::*;
 
-    /// An IDX file by hand: magic, big-endian dims, data.
-    fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-        let mut out = vec![0, 0, 0x08, dims.len() as u8];
-        for d in dims {
-            out.extend_from_slice(&d.to_be_bytes());
-        }
-        out.extend_from_slice(data);
-        out
+    #[test]
+    fn the_encoding_is_the_documented_byte_layout() {
+        assert_eq!(encode_idx(&[2, 258], &[9]), [0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 1, 2, 9]);
     }
 
     #[test]

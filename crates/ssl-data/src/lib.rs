@@ -1,6 +1,7 @@
 //! Datasets for self-supervised training: file formats and the prefetching loader.
 //!
-//! - [`read_idx`] / [`parse_idx`]: the IDX format of MNIST and Fashion-MNIST, gzip or raw.
+//! - [`read_idx`] / [`parse_idx`] / [`encode_idx`]: the IDX format of MNIST and Fashion-MNIST,
+//!   gzip or raw.
 //! - [`IdxImages`]: an image file plus its optional label file, checked against each other.
 //! - [`Dataset`]: random access to images (labels optional); [`Loader`]: seeded epoch orders,
 //!   batches assembled on worker threads and handed over through bounded crossbeam channels.
@@ -22,6 +23,6 @@ mod loader;
 
 pub use dataset::Dataset;
 pub use error::{DataError, Result};
-pub use idx::{parse_idx, read_idx, IdxArray};
+pub use idx::{encode_idx, parse_idx, read_idx, IdxArray};
 pub use idx_images::{IdxImages, Split};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};

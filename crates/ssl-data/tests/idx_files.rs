@@ -4,16 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use ssl_data::{IdxImages, Split};
-
-fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
-}
+use ssl_data::{encode_idx as idx, IdxImages, Split};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ssl-data-{name}-{}", std::process::id()));
