@@ -1,7 +1,7 @@
 //! Self-supervised methods composed from the ssl-* crates, their YAML configs and the `ssl` CLI.
 //!
 //! - [`Config`]: the whole run as one validated YAML document ([`config::load`]).
-//! - [`SimClr`]: SimCLR's encoder (ResNet + projection head), views and NT-Xent step.
+//! - [`SimClr`]: SimCLR's encoder (ResNet + projection head) and its NT-Xent step.
 //! - [`train`]: the pre-training loop with progress, per-step metrics and the kNN monitor.
 //! - [`evaluate()`]: kNN and linear probe of a frozen backbone, and the baselines.
 //!
