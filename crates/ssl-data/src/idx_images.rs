@@ -113,6 +113,12 @@ impl IdxImages {
         self.labels.as_deref()
     }
 
+    /// The labels as an int64 tensor `[N]`, when a label file was read.
+    pub fn labels_tensor(&self) -> Option<Tensor> {
+        self.labels.as_deref().map(|l| Tensor::from_slice(l).to_kind(tch::Kind::Int64))
+        // [N]
+    }
+
     /// All images as one uint8 tensor `[N, 1, H, W]`.
     pub fn to_tensor(&self) -> Tensor {
         let shape = [self.len as i64, 1, self.height as i64, self.width as i64];

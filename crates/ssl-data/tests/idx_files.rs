@@ -28,12 +28,14 @@ fn reads_gzip_images_with_labels_and_raw_images_without() {
     assert_eq!((set.len(), set.height(), set.width()), (2, 2, 3));
     assert_eq!(set.image(1), &[6, 7, 8, 9, 10, 11]);
     assert_eq!(set.labels(), Some(&[7u8, 1][..]));
+    assert_eq!(Vec::<i64>::try_from(set.labels_tensor().unwrap()).unwrap(), [7, 1]);
     assert_eq!(set.to_tensor().size(), [2, 1, 2, 3]);
     assert_eq!(set.to_tensor().int64_value(&[1, 0, 1, 2]), 11);
 
     std::fs::write(dir.join("raw"), idx(&[1, 1, 2], &[5, 6])).unwrap();
     let raw = IdxImages::from_files(&dir.join("raw"), None).unwrap();
     assert_eq!((raw.pixels(), raw.labels()), (&[5u8, 6][..], None));
+    assert!(raw.labels_tensor().is_none());
     std::fs::remove_dir_all(dir).unwrap();
 }
 

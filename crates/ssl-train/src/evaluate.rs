@@ -5,7 +5,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use ssl_data::{IdxImages, Split};
 use tch::nn::ModuleT;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use crate::eval::{
     extract_features, knn_top1, linear_probe, pixels_as_features, LinearProbeReport,
@@ -76,7 +76,7 @@ impl EvalData {
     pub fn load(cfg: &Config) -> Result<Self> {
         let load = |split| -> Result<(Tensor, Tensor)> {
             let set = IdxImages::fashion_mnist(&cfg.data.dir, split)?;
-            let labels = Tensor::from_slice(set.labels().unwrap_or_default()).to_kind(Kind::Int64);
+            let labels = set.labels_tensor().expect("fashion_mnist always reads the label file");
             Ok((set.to_tensor(), labels))
         };
         let (train_images, train_labels) = load(Split::Train)?;

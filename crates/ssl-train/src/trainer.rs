@@ -188,7 +188,7 @@ impl Monitor {
         let test_set = IdxImages::fashion_mnist(&cfg.data.dir, Split::Test)?;
         let take = |set: &IdxImages, n: i64| {
             let n = n.min(set.len() as i64);
-            let labels = Tensor::from_slice(set.labels().unwrap_or_default()).to_kind(Kind::Int64);
+            let labels = set.labels_tensor().expect("fashion_mnist always reads the label file");
             (set.to_tensor().narrow(0, 0, n), labels.narrow(0, 0, n))
         };
         let (bank, bank_labels) = take(train_set, e.monitor_bank);
