@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the losses: forward + backward on CPU (and CUDA when present).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use ssl_bench::BenchDevice;
@@ -15,15 +15,7 @@ fn nt_xent(c: &mut Criterion) {
             let z1 = Tensor::randn([n, 128], (Kind::Float, dev.device())).set_requires_grad(true);
             let z2 = Tensor::randn([n, 128], (Kind::Float, dev.device())).set_requires_grad(true);
             group.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-                b.iter_custom(|iters| {
-                    dev.sync();
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        loss.forward(&z1, &z2).backward();
-                    }
-                    dev.sync();
-                    start.elapsed()
-                })
+                b.iter_custom(|iters| dev.time(iters, || loss.forward(&z1, &z2).backward()))
             });
         }
         group.finish();

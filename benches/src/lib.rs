@@ -1,5 +1,7 @@
 //! Shared helpers of the criterion benches: the devices to run on, named for report rows.
 
+use std::time::{Duration, Instant};
+
 use tch::Device;
 
 /// A device a benchmark runs on, with the prefix its benchmark names carry (`cpu/…`).
@@ -34,5 +36,17 @@ impl BenchDevice {
         if let Device::Cuda(i) = self.0 {
             tch::Cuda::synchronize(i as i64);
         }
+    }
+
+    /// Wall time of `iters` calls of `f`, synchronised before starting and before stopping the
+    /// clock: the body of criterion's `iter_custom`.
+    pub fn time(self, iters: u64, mut f: impl FnMut()) -> Duration {
+        self.sync();
+        let start = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        self.sync();
+        start.elapsed()
     }
 }

@@ -24,6 +24,7 @@ mod flip;
 mod gaussian_blur;
 mod mask;
 mod pipeline;
+mod resize;
 mod resized_crop;
 mod rng;
 
@@ -33,5 +34,6 @@ pub use error::{AugError, Result};
 pub use flip::{FlipParams, HorizontalFlip, HorizontalFlipConfig};
 pub use gaussian_blur::{BlurParams, GaussianBlur, GaussianBlurConfig};
 pub use pipeline::{Compose, ViewConfig};
+pub use resize::{Resize, ResizeConfig};
 pub use resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};
 pub use rng::{aug_rng, AugRng};

@@ -1,6 +1,7 @@
 //! Layer constructors with PyTorch's initialisation (tch's defaults differ for BatchNorm).
 
 use tch::nn::{self, init::FanInOut, init::NonLinearity, init::NormalOrUniform, Init};
+use tch::Tensor;
 
 /// torchvision ResNet's conv init: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
 const CONV_INIT: Init = Init::Kaiming {
@@ -9,8 +10,29 @@ const CONV_INIT: Init = Init::Kaiming {
     non_linearity: NonLinearity::ReLU,
 };
 
-/// A bias-free square convolution.
-pub(crate) fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> nn::Conv2D {
+/// A bias-free square convolution whose weight is cast to its input's kind, so one f32 weight
+/// serves f32 and bf16 activations (as `torch.autocast` casts it for each call).
+#[derive(Debug)]
+pub(crate) struct Conv {
+    weight: Tensor,
+    stride: i64,
+    padding: i64,
+}
+
+impl Conv {
+    /// `x`: `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`, in `x`'s kind.
+    pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
+        let w = if self.weight.kind() == x.kind() {
+            self.weight.shallow_clone()
+        } else {
+            self.weight.to_kind(x.kind())
+        };
+        x.conv2d(&w, None::<Tensor>, [self.stride], [self.padding], [1], 1)
+    }
+}
+
+/// A bias-free square convolution with its variable at `p / "weight"`.
+pub(crate) fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> Conv {
     let cfg = nn::ConvConfig {
         stride,
         padding: k / 2,
@@ -18,7 +40,8 @@ pub(crate) fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> n
         ws_init: CONV_INIT,
         ..Default::default()
     };
-    nn::conv2d(p, c_in, c_out, k, cfg)
+    let weight = nn::conv2d(p, c_in, c_out, k, cfg).ws;
+    Conv { weight, stride, padding: k / 2 }
 }
 
 /// BatchNorm with weight 1 and bias 0, as PyTorch initialises it (tch draws the weight from

@@ -26,4 +26,4 @@ mod resnet;
 
 pub use error::{ModelError, Result};
 pub use projection_head::{ProjectionHead, ProjectionHeadConfig};
-pub use resnet::{Block, ResNet, ResNetConfig, Stem};
+pub use resnet::{Block, Precision, ResNet, ResNetConfig, Stem};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use ssl_aug::ViewConfig;
+use ssl_aug::{ResizeConfig, ViewConfig};
 use ssl_loss::NtXentConfig;
 use ssl_models::ResNetConfig;
 
@@ -106,6 +106,11 @@ pub struct EvalConfig {
     pub monitor_queries: i64,
     /// Also evaluate the randomly initialised network and raw pixels, the baselines.
     pub baselines: bool,
+    /// Optional resize of the images before a network sees them in evaluation (kNN monitor,
+    /// kNN and linear probe, random init included); `null` keeps the native 28 px. Raw pixels
+    /// are never resized.
+    #[serde(default)]
+    pub resize: Option<ResizeConfig>,
 }
 
 /// Checkpointing.
@@ -203,6 +208,9 @@ impl Config {
                 l.val_fraction.to_string(),
                 "must be in (0, 1)",
             );
+        }
+        if let Some(r) = e.resize {
+            r.build()?;
         }
         if self.checkpoint.every_steps == Some(0) {
             return invalid("checkpoint.every_steps", "0".into(), "must be ≥ 1 or null");

@@ -84,11 +84,36 @@ impl EvalData {
         Ok(Self { train_images, train_labels, test_images, test_labels })
     }
 
+    /// The validation protocol for tuning evaluation settings without touching the test set:
+    /// the last `fraction` of the training images become the queries (and the linear probe's
+    /// test set), the rest the memory bank and the probe's training set.
+    ///
+    /// # Panics
+    /// When `fraction` is not in (0, 1).
+    pub fn validation(self, fraction: f64) -> Self {
+        assert!(0.0 < fraction && fraction < 1.0, "validation: fraction {fraction} not in (0, 1)");
+        let n = self.train_images.size()[0];
+        let held = ((n as f64 * fraction).round() as i64).clamp(1, n - 1);
+        let keep = n - held;
+        Self {
+            train_images: self.train_images.narrow(0, 0, keep), // [n − held, C, H, W]
+            train_labels: self.train_labels.narrow(0, 0, keep),
+            test_images: self.train_images.narrow(0, keep, held), // [held, C, H, W]
+            test_labels: self.train_labels.narrow(0, keep, held),
+        }
+    }
+
+    /// How many memory (training) and query (test) images the scores use.
+    pub fn sizes(&self) -> (i64, i64) {
+        (self.train_images.size()[0], self.test_images.size()[0])
+    }
+
     /// Scores the features `f(x)` of a frozen network.
     pub fn score_network(&self, net: &impl ModuleT, cfg: &Config, device: Device) -> Scores {
         let start = Instant::now();
-        let train = extract_features(net, &self.train_images, 1024, device);
-        let test = extract_features(net, &self.test_images, 1024, device);
+        let resize = cfg.eval.resize.map(|r| r.build().expect("validated with the config"));
+        let train = extract_features(net, &self.train_images, 1024, resize.as_ref(), device);
+        let test = extract_features(net, &self.test_images, 1024, resize.as_ref(), device);
         self.score_features(&train, &test, cfg, start)
     }
 
@@ -133,4 +158,28 @@ impl EvalData {
 /// Data errors naming the file.
 pub fn evaluate(net: &impl ModuleT, cfg: &Config, device: Device) -> Result<Scores> {
     Ok(EvalData::load(cfg)?.score_network(net, cfg, device))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn validation_holds_out_the_tail_of_the_training_set_and_drops_the_test_set() {
+        let images = Tensor::arange(10, (Kind::Uint8, Device::Cpu)).view([10, 1, 1, 1]);
+        let labels = Tensor::arange(10, (Kind::Int64, Device::Cpu));
+        let test = Tensor::zeros([3, 1, 1, 1], (Kind::Uint8, Device::Cpu));
+        let data = EvalData {
+            train_images: images.shallow_clone(),
+            train_labels: labels.shallow_clone(),
+            test_images: test,
+            test_labels: Tensor::zeros([3], (Kind::Int64, Device::Cpu)),
+        }
+        .validation(0.3);
+        assert_eq!(data.sizes(), (7, 3));
+        assert!(data.test_images.flatten(0, -1).equal(&images.narrow(0, 7, 3).flatten(0, -1)));
+        assert!(data.test_labels.equal(&labels.narrow(0, 7, 3)));
+        assert!(data.train_labels.equal(&labels.narrow(0, 0, 7)));
+    }
 }

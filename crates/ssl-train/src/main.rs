@@ -37,6 +37,14 @@ enum Command {
         /// A `checkpoint.safetensors` written by `ssl train`.
         #[arg(long)]
         checkpoint: PathBuf,
+        /// Override a key of the saved config, e.g. `--set eval.linear.epochs=10`; keys that
+        /// shape the model must match the checkpoint.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Score on the last `eval.linear.val_fraction` of the training images instead of the
+        /// test set, to choose evaluation settings (such as `eval.resize`) without the test set.
+        #[arg(long)]
+        validation: bool,
     },
 }
 
@@ -44,7 +52,9 @@ fn main() -> Result<()> {
     ssl_train::malloc::keep_freed_memory();
     match Cli::parse().command {
         Command::Train { config, overrides, run_dir } => train(&config, &overrides, run_dir),
-        Command::Eval { checkpoint } => eval(&checkpoint),
+        Command::Eval { checkpoint, overrides, validation } => {
+            eval(&checkpoint, &overrides, validation)
+        }
     }
 }
 
@@ -105,18 +115,24 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     Ok(())
 }
 
-fn eval(checkpoint: &Path) -> Result<()> {
+fn eval(checkpoint: &Path, overrides: &[String], validation: bool) -> Result<()> {
     let dir = checkpoint.parent().unwrap_or(Path::new("."));
     let config_path = dir.join(CONFIG);
-    let cfg = config::load(&config_path, &[])
+    let cfg = config::load(&config_path, overrides)
         .with_context(|| format!("loading the run's config {}", config_path.display()))?;
     let device = Device::cuda_if_available();
     let (mut vs, model) = build_model(&cfg, device)?;
     vs.load(checkpoint).with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
-    let scores = ssl_train::evaluate(model.backbone(), &cfg, device)?;
+    let mut data = EvalData::load(&cfg)?;
+    if validation {
+        data = data.validation(cfg.eval.linear.val_fraction);
+    }
+    let scores = data.score_network(model.backbone(), &cfg, device);
+    let (bank, queries) = data.sizes();
+    let on = if validation { "held-out training images" } else { "test images" };
     println!(
-        "{}: kNN-200 top-1 {:.2} %, linear top-1 {:.2} % (lr {}, weight decay {} chosen on a \
-         held-out 10 % of the training set; test set used once)",
+        "{}: kNN-200 top-1 {:.2} %, linear top-1 {:.2} % on {queries} {on} ({bank} as memory; \
+         lr {}, weight decay {} chosen on a held-out part of those)",
         checkpoint.display(),
         scores.knn_top1 * 100.0,
         scores.linear_top1 * 100.0,
