@@ -85,13 +85,13 @@ pub fn linear_probe(
     let (fx, fy) = (train_x.index_select(0, &fit_idx), train_y.index_select(0, &fit_idx));
     let (vx, vy) = (train_x.index_select(0, &val_idx), train_y.index_select(0, &val_idx));
     let (fit_set, val_set) = (Labelled { x: &fx, y: &fy }, Labelled { x: &vx, y: &vy });
-    let mut val_top1 = Vec::new();
-    for &lr in &cfg.lrs {
-        for &wd in &cfg.weight_decays {
-            let acc = fit_and_score(fit_set, val_set, classes, (lr, wd), cfg);
-            val_top1.push((lr, wd, acc));
-        }
-    }
+    let candidates: Vec<(f64, f64)> =
+        cfg.lrs.iter().flat_map(|&lr| cfg.weight_decays.iter().map(move |&wd| (lr, wd))).collect();
+    let val_top1: Vec<(f64, f64, f64)> = fit_and_score(fit_set, val_set, classes, &candidates, cfg)
+        .into_iter()
+        .zip(&candidates)
+        .map(|(acc, &(lr, wd))| (lr, wd, acc))
+        .collect();
     let (lr, weight_decay, _) =
         val_top1
             .iter()
@@ -99,7 +99,7 @@ pub fn linear_probe(
             .fold((0.0, 0.0, -1.0), |best, c| if c.2 > best.2 { c } else { best });
     let train = Labelled { x: train_x, y: train_y };
     let test = Labelled { x: test_x, y: test_y };
-    let test_top1 = fit_and_score(train, test, classes, (lr, weight_decay), cfg);
+    let test_top1 = fit_and_score(train, test, classes, &[(lr, weight_decay)], cfg)[0];
     LinearProbeReport { test_top1, lr, weight_decay, val_top1 }
 }
 
@@ -110,43 +110,54 @@ struct Labelled<'a> {
     y: &'a Tensor,
 }
 
-/// Standardises with the fitting set's statistics, fits with `(lr, weight decay)`, and returns
-/// top-1 on the scoring set.
+/// Standardises with the fitting set's statistics, fits one classifier per `(lr, weight decay)`
+/// candidate, and returns each one's top-1 on the scoring set.
 fn fit_and_score(
     fit_set: Labelled<'_>,
     score_set: Labelled<'_>,
     classes: i64,
-    (lr, weight_decay): (f64, f64),
+    candidates: &[(f64, f64)],
     cfg: &LinearProbeConfig,
-) -> f64 {
+) -> Vec<f64> {
     let (y, eval_y) = (fit_set.y, score_set.y);
     let x = fit_set.x.to_kind(Kind::Float);
     let mean = x.mean_dim([0i64].as_slice(), true, Kind::Float); // [1, F]
     let std = x.std_dim([0i64].as_slice(), false, true).clamp_min(1e-6); // [1, F]
     let x = (&x - &mean) / &std;
     let eval_x = (score_set.x.to_kind(Kind::Float) - &mean) / &std;
-    let (w, b) = fit(&x, y, classes, lr, weight_decay, cfg);
+    let (w, b) = fit(&x, y, classes, candidates, cfg);
+    let k = candidates.len() as i64;
     tch::no_grad(|| {
-        let pred = (eval_x.matmul(&w) + &b).argmax(1, false); // [Q]
-        pred.eq_tensor(eval_y).to_kind(Kind::Double).mean(Kind::Double).double_value(&[])
+        let q = eval_x.size()[0];
+        let logits = (eval_x.matmul(&w) + &b).view([q, k, classes]); // [Q, K, C]
+        let hits = logits.argmax(2, false).eq_tensor(&eval_y.unsqueeze(1)); // [Q, K]
+        let acc = hits.to_kind(Kind::Double).mean_dim([0i64].as_slice(), false, Kind::Double);
+        Vec::<f64>::try_from(acc).expect("[K] accuracies")
     })
 }
 
-/// Minibatch SGD (Nesterov momentum 0.9, cosine learning rate from `peak_lr`) on the mean
-/// cross-entropy plus `weight_decay / 2 · ‖W‖²`; returns `W: [F, C]`, `b: [C]`.
+/// Minibatch SGD (Nesterov momentum 0.9, cosine learning rate from each candidate's peak) on
+/// the mean cross-entropy plus `weight_decay / 2 · ‖W‖²`, for all K candidates at once: their
+/// classifiers sit side by side as the column blocks of one `W: [F, K·C]`, see the same
+/// minibatches, and are updated independently (the summed loss separates by block). Returns
+/// `W: [F, K·C]` and `b: [K·C]`; block k holds candidate k.
 fn fit(
     x: &Tensor,
     y: &Tensor,
     classes: i64,
-    peak_lr: f64,
-    weight_decay: f64,
+    candidates: &[(f64, f64)],
     cfg: &LinearProbeConfig,
 ) -> (Tensor, Tensor) {
     let (m, f) = (x.size()[0], x.size()[1]);
+    let k = candidates.len() as i64;
     let opts = (Kind::Float, x.device());
-    let w = Tensor::zeros([f, classes], opts).set_requires_grad(true);
-    let b = Tensor::zeros([classes], opts).set_requires_grad(true);
-    let (vw, vb) = (Tensor::zeros([f, classes], opts), Tensor::zeros([classes], opts));
+    let per_column =
+        |v: Vec<f32>| Tensor::from_slice(&v).repeat_interleave_self_int(classes, 0, None);
+    let peak_lr = per_column(candidates.iter().map(|c| c.0 as f32).collect()).to_device(x.device()); // [K·C]
+    let decay = per_column(candidates.iter().map(|c| c.1 as f32).collect()).to_device(x.device()); // [K·C]
+    let w = Tensor::zeros([f, k * classes], opts).set_requires_grad(true);
+    let b = Tensor::zeros([k * classes], opts).set_requires_grad(true);
+    let (vw, vb) = (Tensor::zeros([f, k * classes], opts), Tensor::zeros([k * classes], opts));
     let steps_per_epoch = (m + cfg.batch_size - 1) / cfg.batch_size;
     let total = (cfg.epochs * steps_per_epoch) as f64;
     let mut step = 0.0;
@@ -155,27 +166,27 @@ fn fit(
         for s in 0..steps_per_epoch {
             let len = cfg.batch_size.min(m - s * cfg.batch_size);
             let idx = order.narrow(0, s * cfg.batch_size, len);
-            let logits = x.index_select(0, &idx).matmul(&w) + &b; // [B, C]
+            let logits = (x.index_select(0, &idx).matmul(&w) + &b).view([len * k, classes]); // [B·K, C]
+            let targets = y.index_select(0, &idx).unsqueeze(1).expand([len, k], false); // [B, K]
+                                                                                        // The mean over B·K rows is 1/K of the sum of the K candidates' mean losses.
             let loss = logits.cross_entropy_loss::<Tensor>(
-                &y.index_select(0, &idx),
+                &targets.reshape([len * k]),
                 None,
                 Reduction::Mean,
                 -100,
                 0.0,
-            );
+            ) * k as f64;
             let grads = Tensor::run_backward(&[&loss], &[&w, &b], false, false);
-            let lr = peak_lr * 0.5 * (1.0 + (std::f64::consts::PI * step / total).cos());
+            let cosine = 0.5 * (1.0 + (std::f64::consts::PI * step / total).cos());
+            let lr = &peak_lr * cosine; // [K·C]
             tch::no_grad(|| {
                 for (param, (grad, vel)) in [(&w, (&grads[0], &vw)), (&b, (&grads[1], &vb))] {
-                    let g = if param.dim() == 2 {
-                        grad + param * weight_decay
-                    } else {
-                        grad.shallow_clone()
-                    };
+                    let g =
+                        if param.dim() == 2 { grad + param * &decay } else { grad.shallow_clone() };
                     let (mut v, mut p) = (vel.shallow_clone(), param.shallow_clone());
                     v *= 0.9;
                     v += &g;
-                    p -= (&g + vel * 0.9) * lr; // Nesterov
+                    p -= (&g + vel * 0.9) * &lr; // Nesterov
                 }
             });
             step += 1.0;
@@ -187,10 +198,15 @@ fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
     use tch::Device;
+
+    /// libtorch has one global generator; tests that seed it take turns.
+    static GLOBAL_RNG: Mutex<()> = Mutex::new(());
 
     #[test]
     fn separable_clusters_are_classified_perfectly_and_the_choice_is_reported() {
+        let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
         // Three well-separated Gaussian clusters in 5-D: any sane probe scores 100 %.
         tch::manual_seed(0);
         let centres = Tensor::eye(5, (Kind::Float, Device::Cpu)).narrow(0, 0, 3) * 6.0; // [3, 5]
@@ -208,7 +224,28 @@ mod tests {
     }
 
     #[test]
+    fn candidates_fitted_together_equal_candidates_fitted_alone() {
+        let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(7);
+        let x = Tensor::randn([300, 6], (Kind::Float, Device::Cpu));
+        let y = Tensor::randint(4, [300], (Kind::Int64, Device::Cpu));
+        let cfg = LinearProbeConfig { epochs: 3, batch_size: 64, ..Default::default() };
+        let candidates = [(0.1, 0.0), (0.03, 1e-2), (0.3, 1e-3)];
+        tch::manual_seed(1);
+        let (w, b) = fit(&x, &y, 4, &candidates, &cfg); // [6, 12], [12]
+        for (i, &c) in candidates.iter().enumerate() {
+            tch::manual_seed(1); // The same minibatch order as the joint fit.
+            let (wi, bi) = fit(&x, &y, 4, &[c], &cfg); // [6, 4], [4]
+            let (wj, bj) = (w.narrow(1, 4 * i as i64, 4), b.narrow(0, 4 * i as i64, 4));
+            let d = f64::try_from((&wi - &wj).abs().max()).unwrap();
+            assert!(wi.allclose(&wj, 1e-5, 1e-6, false), "candidate {c:?}: W differs by {d}");
+            assert!(bi.allclose(&bj, 1e-5, 1e-6, false), "candidate {c:?}: b differs");
+        }
+    }
+
+    #[test]
     fn labels_that_ignore_the_features_score_near_chance() {
+        let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
         // Labels independent of x: held-out accuracy cannot beat chance (1/2) by much.
         tch::manual_seed(3);
         let x = Tensor::randn([2000, 4], (Kind::Float, Device::Cpu));
