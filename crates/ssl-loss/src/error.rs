@@ -21,3 +21,16 @@ pub enum LossError {
 
 /// `Result` with [`LossError`] as the default error.
 pub type Result<T, E = LossError> = std::result::Result<T, E>;
+
+/// Checks that a softmax temperature τ is a finite positive number.
+pub(crate) fn check_temperature(temperature: f64) -> Result<()> {
+    if temperature.is_finite() && temperature > 0.0 {
+        Ok(())
+    } else {
+        Err(LossError::InvalidConfig {
+            field: "temperature",
+            value: temperature.to_string(),
+            reason: "must be a finite number > 0",
+        })
+    }
+}

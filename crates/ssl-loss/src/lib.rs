@@ -17,11 +17,17 @@
 //! ```
 
 mod error;
+mod info_nce;
+mod mi_bound;
+mod negative_cosine;
 mod nt_xent;
 mod ops;
 mod pair_loss;
 
 pub use error::{LossError, Result};
+pub use info_nce::{InfoNce, InfoNceConfig};
+pub use mi_bound::mi_lower_bound;
+pub use negative_cosine::{CosineForm, NegativeCosine, NegativeCosineConfig};
 pub use nt_xent::{NtXent, NtXentConfig};
 pub use ops::{cosine_similarity_matrix, l2_normalize};
 pub use pair_loss::PairLoss;

@@ -2,8 +2,9 @@
 
 use tch::{Device, Kind, Reduction, Tensor};
 
+use crate::error::check_temperature;
 use crate::ops::{l2_normalize, upcast};
-use crate::{LossError, PairLoss, Result};
+use crate::{PairLoss, Result};
 
 /// Settings of [`NtXent`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,15 +26,9 @@ impl NtXentConfig {
     /// Validates the config and builds the loss.
     ///
     /// # Errors
-    /// [`LossError::InvalidConfig`] when `temperature` is not a finite positive number.
+    /// [`crate::LossError::InvalidConfig`] when `temperature` is not a finite positive number.
     pub fn build(self) -> Result<NtXent> {
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(LossError::InvalidConfig {
-                field: "temperature",
-                value: self.temperature.to_string(),
-                reason: "must be a finite number > 0",
-            });
-        }
+        check_temperature(self.temperature)?;
         Ok(NtXent { temperature: self.temperature })
     }
 }

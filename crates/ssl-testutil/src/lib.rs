@@ -3,6 +3,7 @@
 //! - [`assert_close`]: element-wise comparison of two tensors with relative and absolute
 //!   tolerances, reporting the worst element.
 //! - [`grad_check`]: central finite differences in `f64` against autograd.
+//! - [`descend`]: a few plain gradient-descent steps, for "the loss goes down" smoke tests.
 
 use tch::{Kind, Tensor};
 
@@ -66,6 +67,23 @@ pub fn grad_check(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, eps: f64, rtol: f64
     }
 }
 
+/// Takes `steps` gradient-descent steps `x ← x − lr · ∇f(x)` from `x` (left untouched) and
+/// returns `f` before the first and after the last.
+///
+/// # Panics
+/// When `f` does not return a scalar that depends on `x`.
+pub fn descend(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, lr: f64, steps: usize) -> (f64, f64) {
+    let x = x.detach().copy().set_requires_grad(true);
+    let start = tch::no_grad(|| f(&x).double_value(&[]));
+    for _ in 0..steps {
+        let g = Tensor::run_backward(&[&f(&x)], &[&x], false, false).remove(0);
+        tch::no_grad(|| {
+            let _ = x.shallow_clone().f_sub_(&(g * lr)).expect("in-place update");
+        });
+    }
+    (start, tch::no_grad(|| f(&x).double_value(&[])))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +97,14 @@ mod tests {
             grad_check(|x| (x * x.detach()).sum(Kind::Double), &x, 1e-6, 1e-5)
         });
         assert!(wrong.is_err());
+    }
+
+    #[test]
+    fn descend_on_a_parabola_shrinks_by_the_closed_form_factor() {
+        // f(x) = x², x ← x − 0.25 · 2x = x / 2: after 3 steps f(1) = 1 becomes 1/64.
+        let (start, end) =
+            descend(|x| x.square().sum(Kind::Double), &Tensor::from(1.0f64), 0.25, 3);
+        assert_eq!((start, end), (1.0, 1.0 / 64.0));
     }
 
     #[test]
