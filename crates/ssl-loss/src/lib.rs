@@ -16,7 +16,11 @@
 //! # Ok::<(), ssl_loss::LossError>(())
 //! ```
 
+mod align_uniform;
+mod dcl;
+mod debiased;
 mod error;
+mod hard_negative;
 mod info_nce;
 mod mi_bound;
 mod negative_cosine;
@@ -24,7 +28,11 @@ mod nt_xent;
 mod ops;
 mod pair_loss;
 
+pub use align_uniform::{alignment, uniformity};
+pub use dcl::{Dcl, DclConfig};
+pub use debiased::{Debiased, DebiasedConfig};
 pub use error::{LossError, Result};
+pub use hard_negative::{HardNegative, HardNegativeConfig};
 pub use info_nce::{InfoNce, InfoNceConfig};
 pub use mi_bound::mi_lower_bound;
 pub use negative_cosine::{CosineForm, NegativeCosine, NegativeCosineConfig};

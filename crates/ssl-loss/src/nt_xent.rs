@@ -1,9 +1,9 @@
 //! NT-Xent, SimCLR's normalised temperature-scaled cross-entropy.
 
-use tch::{Device, Kind, Reduction, Tensor};
+use tch::{Reduction, Tensor};
 
 use crate::error::check_temperature;
-use crate::ops::{l2_normalize, upcast};
+use crate::ops::{check_views, positive_index, two_view_logits};
 use crate::{PairLoss, Result};
 
 /// Settings of [`NtXent`].
@@ -72,31 +72,13 @@ impl NtXent {
     pub fn temperature(&self) -> f64 {
         self.temperature
     }
-
-    /// The `[2N, 2N]` logits `sim(zᵢ, zₖ)/τ` with the diagonal at −∞.
-    fn logits(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
-        let z = Tensor::cat(&[upcast(z1), upcast(z2)], 0); // [2N, D]
-        let z = l2_normalize(&z, 1e-12);
-        let mut logits = z.matmul(&z.tr()) / self.temperature; // [2N, 2N]
-        let _ = logits.fill_diagonal_(f64::NEG_INFINITY, false);
-        logits
-    }
-}
-
-/// The positive of view `i` among `2N` views: `(i + N) mod 2N`.
-fn positive_index(n: i64, device: Device) -> Tensor {
-    (Tensor::arange(2 * n, (Kind::Int64, device)) + n).remainder(2 * n) // [2N]
 }
 
 impl PairLoss for NtXent {
     fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
-        let (s1, s2) = (z1.size(), z2.size());
-        assert!(
-            s1.len() == 2 && s1 == s2 && s1[0] >= 1,
-            "NtXent: z1 {s1:?} and z2 {s2:?} must both be [N, D] with N >= 1"
-        );
-        let logits = self.logits(z1, z2);
-        let targets = positive_index(s1[0], z1.device()); // [2N]
+        check_views("NtXent", z1, z2, 1);
+        let logits = two_view_logits(z1, z2, self.temperature); // [2N, 2N]
+        let targets = positive_index(z1.size()[0], z1.device()); // [2N]
         logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0)
     }
 }
@@ -104,6 +86,7 @@ impl PairLoss for NtXent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::{Device, Kind};
 
     fn loss(tau: f64, z1: &Tensor, z2: &Tensor) -> f64 {
         NtXentConfig { temperature: tau }.build().unwrap().forward(z1, z2).double_value(&[])

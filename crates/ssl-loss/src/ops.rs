@@ -36,6 +36,30 @@ pub fn cosine_similarity_matrix(a: &Tensor, b: &Tensor) -> Tensor {
     a.matmul(&b.tr()) // [N, M]
 }
 
+/// Checks the two-view contract: `z1` and `z2` both `[N, D]` with the same N ≥ `min_n` and D.
+pub(crate) fn check_views(loss: &str, z1: &Tensor, z2: &Tensor, min_n: i64) {
+    let (s1, s2) = (z1.size(), z2.size());
+    assert!(
+        s1.len() == 2 && s1 == s2 && s1[0] >= min_n,
+        "{loss}: z1 {s1:?} and z2 {s2:?} must both be [N, D] with N >= {min_n}"
+    );
+}
+
+/// The `[2N, 2N]` logits `sim(zᵢ, zₖ)/τ` of the 2N views `[z1; z2]`, with the diagonal
+/// (self-similarity) at −∞; the positive of row `i` is column `(i + N) mod 2N`.
+pub(crate) fn two_view_logits(z1: &Tensor, z2: &Tensor, temperature: f64) -> Tensor {
+    let z = Tensor::cat(&[upcast(z1), upcast(z2)], 0); // [2N, D]
+    let z = l2_normalize(&z, 1e-12);
+    let mut logits = z.matmul(&z.tr()) / temperature; // [2N, 2N]
+    let _ = logits.fill_diagonal_(f64::NEG_INFINITY, false);
+    logits
+}
+
+/// The positive of view `i` among `2N` views: `(i + N) mod 2N`.
+pub(crate) fn positive_index(n: i64, device: tch::Device) -> Tensor {
+    (Tensor::arange(2 * n, (Kind::Int64, device)) + n).remainder(2 * n) // [2N]
+}
+
 /// Half-precision inputs are computed in f32: logits of 1/τ-scaled cosines overflow f16.
 pub(crate) fn upcast(x: &Tensor) -> Tensor {
     match x.kind() {

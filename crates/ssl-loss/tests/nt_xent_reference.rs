@@ -2,8 +2,8 @@
 //! finite-difference gradient check.
 
 use ssl_loss::{NtXentConfig, PairLoss};
-use ssl_testutil::{assert_close, descend, grad_check};
-use tch::{Device, Kind, Tensor};
+use ssl_testutil::{assert_close, descend, pair_grad_check, two_views};
+use tch::{Kind, Tensor};
 
 /// ℓ(i, j) = −log(exp(sᵢⱼ/τ) / Σ_{k≠i} exp(sᵢₖ/τ)), averaged over all 2N anchors.
 fn reference(z1: &[Vec<f64>], z2: &[Vec<f64>], tau: f64) -> f64 {
@@ -30,9 +30,7 @@ fn rows(t: &Tensor) -> Vec<Vec<f64>> {
 
 fn sample(n: i64, d: i64, seed: i64) -> (Tensor, Tensor) {
     tch::manual_seed(seed);
-    let z1 = Tensor::randn([n, d], (Kind::Double, Device::Cpu));
-    let z2 = &z1 + 0.5 * Tensor::randn([n, d], (Kind::Double, Device::Cpu));
-    (z1, z2)
+    two_views(n, d, 0.5)
 }
 
 #[test]
@@ -75,16 +73,7 @@ fn is_symmetric_permutation_and_scale_invariant() {
 fn gradient_matches_finite_differences() {
     let loss = NtXentConfig { temperature: 0.5 }.build().unwrap();
     let (z1, z2) = sample(4, 5, 5);
-    let z = Tensor::cat(&[z1, z2], 0); // [2N, D]
-    grad_check(
-        |z| {
-            let v = z.chunk(2, 0);
-            loss.forward(&v[0], &v[1])
-        },
-        &z,
-        1e-6,
-        1e-4,
-    );
+    pair_grad_check(|a, b| loss.forward(a, b), &z1, &z2, 1e-6, 1e-4);
 }
 
 #[test]

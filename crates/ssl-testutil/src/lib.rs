@@ -3,7 +3,9 @@
 //! - [`assert_close`]: element-wise comparison of two tensors with relative and absolute
 //!   tolerances, reporting the worst element.
 //! - [`grad_check`]: central finite differences in `f64` against autograd.
+//! - [`pair_grad_check`]: [`grad_check`] of a two-view loss with respect to both views.
 //! - [`descend`]: a few plain gradient-descent steps, for "the loss goes down" smoke tests.
+//! - [`two_views`]: random f64 embeddings and a noisy second view of them.
 
 use tch::{Kind, Tensor};
 
@@ -65,6 +67,31 @@ pub fn grad_check(f: impl Fn(&Tensor) -> Tensor, x: &Tensor, eps: f64, rtol: f64
             "grad_check: d f / d x[{i}]: autograd {a} vs finite difference {numeric}"
         );
     }
+}
+
+/// [`grad_check`] of `loss(z1, z2)` with respect to every element of both views at once.
+///
+/// # Panics
+/// As [`grad_check`], or when `z1` and `z2` differ in shape.
+pub fn pair_grad_check(
+    loss: impl Fn(&Tensor, &Tensor) -> Tensor,
+    z1: &Tensor,
+    z2: &Tensor,
+    eps: f64,
+    rtol: f64,
+) {
+    assert_eq!(z1.size(), z2.size(), "pair_grad_check: the views differ in shape");
+    let n = z1.size()[0];
+    let both = Tensor::cat(&[z1, z2], 0); // [2N, D]
+    grad_check(|z| loss(&z.narrow(0, 0, n), &z.narrow(0, n, n)), &both, eps, rtol);
+}
+
+/// `n` random f64 embeddings of dimension `d` (from libtorch's global generator) and a second
+/// view of them with Gaussian noise of standard deviation `noise` added.
+pub fn two_views(n: i64, d: i64, noise: f64) -> (Tensor, Tensor) {
+    let z1 = Tensor::randn([n, d], (Kind::Double, tch::Device::Cpu));
+    let z2 = &z1 + noise * Tensor::randn([n, d], (Kind::Double, tch::Device::Cpu));
+    (z1, z2)
 }
 
 /// Takes `steps` gradient-descent steps `x ← x − lr · ∇f(x)` from `x` (left untouched) and
