@@ -27,6 +27,7 @@ mod negative_cosine;
 mod nt_xent;
 mod ops;
 mod pair_loss;
+mod sup_con;
 mod tiled_nt_xent;
 
 pub use align_uniform::{alignment, uniformity};
@@ -40,4 +41,5 @@ pub use negative_cosine::{CosineForm, NegativeCosine, NegativeCosineConfig};
 pub use nt_xent::{NtXent, NtXentConfig};
 pub use ops::{cosine_similarity_matrix, l2_normalize};
 pub use pair_loss::PairLoss;
+pub use sup_con::{SupCon, SupConConfig};
 pub use tiled_nt_xent::{TiledNtXent, TiledNtXentConfig};
