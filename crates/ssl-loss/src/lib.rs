@@ -17,6 +17,7 @@
 //! ```
 
 mod align_uniform;
+mod clip_loss;
 mod dcl;
 mod debiased;
 mod error;
@@ -27,10 +28,12 @@ mod negative_cosine;
 mod nt_xent;
 mod ops;
 mod pair_loss;
+mod sig_lip_loss;
 mod sup_con;
 mod tiled_nt_xent;
 
 pub use align_uniform::{alignment, uniformity};
+pub use clip_loss::{ClipLoss, ClipLossConfig};
 pub use dcl::{Dcl, DclConfig};
 pub use debiased::{Debiased, DebiasedConfig};
 pub use error::{LossError, Result};
@@ -41,5 +44,6 @@ pub use negative_cosine::{CosineForm, NegativeCosine, NegativeCosineConfig};
 pub use nt_xent::{NtXent, NtXentConfig};
 pub use ops::{cosine_similarity_matrix, l2_normalize};
 pub use pair_loss::PairLoss;
+pub use sig_lip_loss::{SigLipLoss, SigLipLossConfig};
 pub use sup_con::{SupCon, SupConConfig};
 pub use tiled_nt_xent::{TiledNtXent, TiledNtXentConfig};
