@@ -30,6 +30,7 @@ mod ops;
 mod pair_loss;
 mod sig_lip_loss;
 mod sup_con;
+mod swav_loss;
 mod tiled_nt_xent;
 
 pub use align_uniform::{alignment, uniformity};
@@ -46,4 +47,5 @@ pub use ops::{cosine_similarity_matrix, l2_normalize};
 pub use pair_loss::PairLoss;
 pub use sig_lip_loss::{SigLipLoss, SigLipLossConfig};
 pub use sup_con::{SupCon, SupConConfig};
+pub use swav_loss::{sinkhorn, SwavLoss, SwavLossConfig};
 pub use tiled_nt_xent::{TiledNtXent, TiledNtXentConfig};

@@ -1,0 +1,204 @@
+//! SwAV's swapped prediction with Sinkhorn-Knopp codes (Caron et al. 2020).
+
+use tch::{Kind, Tensor};
+
+use crate::error::check_temperature;
+use crate::{LossError, Result};
+
+/// Settings of [`SwavLoss`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
+pub struct SwavLossConfig {
+    /// τ, the temperature of the predicted assignments (paper: 0.1).
+    pub temperature: f64,
+    /// ε, the entropy weight of the Sinkhorn-Knopp codes (paper: 0.05).
+    pub epsilon: f64,
+    /// Sinkhorn-Knopp iterations (paper: 3).
+    pub sinkhorn_iterations: i64,
+}
+
+impl Default for SwavLossConfig {
+    fn default() -> Self {
+        // Caron et al. 2020, Sec. 4 / Appendix A: τ 0.1, ε 0.05, 3 iterations.
+        Self { temperature: 0.1, epsilon: 0.05, sinkhorn_iterations: 3 }
+    }
+}
+
+impl SwavLossConfig {
+    /// Validates the config and builds the loss.
+    ///
+    /// # Errors
+    /// [`LossError::InvalidConfig`] naming `temperature` or `epsilon` (must be > 0) or
+    /// `sinkhorn_iterations` (≥ 1).
+    pub fn build(self) -> Result<SwavLoss> {
+        check_temperature(self.temperature)?;
+        let bad =
+            |field, value: String, reason| Err(LossError::InvalidConfig { field, value, reason });
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return bad("epsilon", self.epsilon.to_string(), "must be a finite number > 0");
+        }
+        if self.sinkhorn_iterations < 1 {
+            return bad("sinkhorn_iterations", self.sinkhorn_iterations.to_string(), "must be ≥ 1");
+        }
+        Ok(SwavLoss { cfg: self })
+    }
+}
+
+/// Codes Q for a batch of prototype scores by the Sinkhorn-Knopp algorithm: an assignment of
+/// the B samples to the K prototypes that is as sharp as ε allows and uses every prototype
+/// equally often.
+///
+/// Paper: Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
+/// Assignments", NeurIPS 2020, <https://arxiv.org/abs/2006.09882>, Eq. (3)–(5) and its
+/// `distributed_sinkhorn`; Cuturi 2013 for the algorithm.
+///
+/// ```text
+/// Q ∝ exp(scores / ε)ᵀ  (K × B, normalised to sum 1)
+/// repeat: rows ← rows / (K · row sums);  columns ← columns / (B · column sums)
+/// return B · Qᵀ    (each sample's code sums to 1; each prototype's mass → B / K)
+/// ```
+///
+/// Runs without gradients (the codes are targets); the exponent is shifted by the largest
+/// score first, which the normalisation cancels.
+///
+/// # Shapes
+/// `scores`: `[B, K]` → `[B, K]`, rows summing to 1.
+pub fn sinkhorn(scores: &Tensor, epsilon: f64, iterations: i64) -> Tensor {
+    tch::no_grad(|| {
+        let s = scores.detach().to_kind(compute_kind(scores.kind()));
+        let (b, k) = (s.size()[0] as f64, s.size()[1] as f64);
+        let mut q = ((&s - s.max()) / epsilon).exp().tr(); // [K, B]
+        q /= q.sum(q.kind());
+        for _ in 0..iterations {
+            q /= q.sum_dim_intlist([1i64].as_slice(), true, q.kind()) * k; // rows: mass 1/K each
+            q /= q.sum_dim_intlist([0i64].as_slice(), true, q.kind()) * b; // columns: 1/B each
+        }
+        (q * b).tr().contiguous() // [B, K]
+    })
+}
+
+/// f64 stays f64; every other kind computes in f32.
+fn compute_kind(kind: Kind) -> Kind {
+    if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
+}
+
+/// SwAV's swapped prediction: the code of one crop is predicted from every other crop.
+///
+/// Paper: Caron et al., NeurIPS 2020, <https://arxiv.org/abs/2006.09882>, Eq. (1)–(2).
+///
+/// ```text
+/// scores of crop v: sᵥ = ẑᵥ Ĉᵀ ∈ [B, K]  (unit features against unit prototypes)
+/// q_s = sinkhorn(s_s; ε) for the assignment crops s (the first `n_assign`, the global ones)
+/// pᵥ = softmax(sᵥ / τ)
+/// L = 1/|S| Σ_{s∈S} 1/(V − 1) Σ_{v≠s} 1/B Σ_b −Σ_k q_s[b, k] log pᵥ[b, k]
+/// ```
+///
+/// Prototype normalisation and the queue of the paper's small-batch variant are the caller's:
+/// pass the cosine scores of every crop, global crops first. Codes carry no gradient.
+/// f16 / bf16 scores are computed in f32.
+///
+/// # Shapes
+/// `scores`: V ≥ 2 tensors `[B, K]` (any number of crops) → 0-dim mean.
+///
+/// # Panics
+/// When fewer than 2 crops are given, `n_assign` is 0 or exceeds V, or the crops' shapes differ.
+///
+/// # Example
+/// ```
+/// use ssl_loss::SwavLossConfig;
+/// let same = tch::Tensor::zeros([4, 6], (tch::Kind::Float, tch::Device::Cpu)); // equal scores
+/// let swav = SwavLossConfig::default().build()?;
+/// let l = swav.forward(&[same.shallow_clone(), same.shallow_clone(), same], 2).double_value(&[]);
+/// assert!((l - 6f64.ln()).abs() < 1e-5); // uniform codes against uniform predictions: ln K
+/// # Ok::<(), ssl_loss::LossError>(())
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct SwavLoss {
+    cfg: SwavLossConfig,
+}
+
+impl SwavLoss {
+    /// The swapped-prediction loss over all crops, codes from the first `n_assign` crops.
+    ///
+    /// # Panics
+    /// As documented on [`SwavLoss`].
+    pub fn forward(&self, scores: &[Tensor], n_assign: usize) -> Tensor {
+        let v = scores.len();
+        assert!(v >= 2, "SwavLoss: needs ≥ 2 crops, got {v}");
+        assert!(
+            (1..=v).contains(&n_assign),
+            "SwavLoss: n_assign = {n_assign} must be in 1..={v} (the number of crops)"
+        );
+        let shape = scores[0].size();
+        for (i, s) in scores.iter().enumerate() {
+            assert!(
+                s.size().len() == 2 && s.size() == shape,
+                "SwavLoss: crop {i} has scores {:?}, crop 0 has {shape:?}; all must be [B, K]",
+                s.size()
+            );
+        }
+        let kind = compute_kind(scores[0].kind());
+        let log_p: Vec<Tensor> = scores
+            .iter()
+            .map(|s| (s.to_kind(kind) / self.cfg.temperature).log_softmax(1, kind))
+            .collect();
+        let c = self.cfg;
+        let mut total = Tensor::zeros([], (kind, scores[0].device()));
+        for (s, crop) in scores.iter().enumerate().take(n_assign) {
+            let q = sinkhorn(crop, c.epsilon, c.sinkhorn_iterations); // [B, K]
+            for (_, lp) in log_p.iter().enumerate().filter(|(other, _)| *other != s) {
+                let ce = -(&q * lp).sum_dim_intlist([1i64].as_slice(), false, kind).mean(kind);
+                total += ce / (v - 1) as f64;
+            }
+        }
+        total / n_assign as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn sinkhorn_codes_are_distributions_that_share_the_prototypes_equally() {
+        let scores = Tensor::randn([12, 4], (Kind::Double, Device::Cpu)).tanh();
+        let q = sinkhorn(&scores, 0.05, 200);
+        let per_sample = q.sum_dim_intlist([1i64].as_slice(), false, Kind::Double);
+        let per_prototype = q.sum_dim_intlist([0i64].as_slice(), false, Kind::Double);
+        let ones = Tensor::ones([12], (Kind::Double, Device::Cpu));
+        assert!(per_sample.allclose(&ones, 1e-12, 1e-12, false));
+        // Equipartition: every prototype gets B / K = 3 samples' worth of mass.
+        let threes = Tensor::full([4], 3.0, (Kind::Double, Device::Cpu));
+        assert!(per_prototype.allclose(&threes, 1e-6, 1e-6, false), "{per_prototype:?}");
+    }
+
+    #[test]
+    fn a_small_epsilon_gives_one_hot_codes_of_a_clear_assignment() {
+        // Sample b prefers prototype b (cos 1 against 0): with ε = 0.01 the code is one-hot.
+        let scores = Tensor::eye(3, (Kind::Double, Device::Cpu));
+        let q = sinkhorn(&scores, 0.01, 3);
+        assert!(q.allclose(&scores, 1e-9, 1e-9, false), "{q:?}");
+    }
+
+    #[test]
+    fn bad_fields_and_crop_counts_are_caught() {
+        let err = SwavLossConfig { epsilon: 0.0, ..Default::default() }.build().unwrap_err();
+        assert!(err.to_string().contains("epsilon"), "{err}");
+        let cfg = SwavLossConfig { sinkhorn_iterations: 0, ..Default::default() };
+        assert!(cfg.build().unwrap_err().to_string().contains("sinkhorn_iterations"));
+    }
+
+    #[test]
+    #[should_panic(expected = "crop 1 has scores [4, 5], crop 0 has [4, 6]")]
+    fn crops_of_different_shapes_panic_naming_both() {
+        let a = Tensor::zeros([4, 6], (Kind::Float, Device::Cpu));
+        let b = Tensor::zeros([4, 5], (Kind::Float, Device::Cpu));
+        let _ = SwavLossConfig::default().build().unwrap().forward(&[a, b], 1);
+    }
+}
