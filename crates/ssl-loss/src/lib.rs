@@ -44,7 +44,7 @@ pub use hard_negative::{HardNegative, HardNegativeConfig};
 pub use info_nce::{InfoNce, InfoNceConfig};
 pub use mi_bound::mi_lower_bound;
 pub use negative_cosine::{CosineForm, NegativeCosine, NegativeCosineConfig};
-pub use nt_xent::{NtXent, NtXentConfig};
+pub use nt_xent::{NtXent, NtXentConfig, DENSE_MAX_VIEWS};
 pub use ops::{cosine_similarity_matrix, l2_normalize};
 pub use pair_loss::PairLoss;
 pub use sig_lip_loss::{SigLipLoss, SigLipLossConfig};

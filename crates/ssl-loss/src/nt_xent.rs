@@ -4,7 +4,12 @@ use tch::{Reduction, Tensor};
 
 use crate::error::check_temperature;
 use crate::ops::{check_views, positive_index, two_view_logits};
-use crate::{PairLoss, Result};
+use crate::{PairLoss, Result, TiledNtXentConfig};
+
+/// Above this many views (2N) [`NtXent`] switches to the tiled computation of
+/// [`crate::TiledNtXent`]: the dense 2N × 2N f32 logits would take more than 1 GiB (and the
+/// same again for their gradient).
+pub const DENSE_MAX_VIEWS: i64 = 16_384;
 
 /// Settings of [`NtXent`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +50,8 @@ impl NtXentConfig {
 /// L        = 1/(2N) Σ_{k=1..N} [ ℓ(2k−1, 2k) + ℓ(2k, 2k−1) ]
 /// ```
 ///
+/// Batches of more than [`DENSE_MAX_VIEWS`] views are computed tile by tile, in O(N · tile)
+/// memory, with the same value and gradients (see [`crate::TiledNtXent`]).
 /// The log-sum-exp is the fused `log_softmax` of `cross_entropy` (in the input's precision); self-similarities are masked
 /// to −∞ before it. f16 / bf16 inputs are upcast to f32 for the logits; f64 stays f64.
 ///
@@ -77,6 +84,10 @@ impl NtXent {
 impl PairLoss for NtXent {
     fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
         check_views("NtXent", z1, z2, 1);
+        if 2 * z1.size()[0] > DENSE_MAX_VIEWS {
+            let tiled = TiledNtXentConfig { temperature: self.temperature, ..Default::default() };
+            return tiled.build().expect("τ was validated").forward(z1, z2);
+        }
         let logits = two_view_logits(z1, z2, self.temperature); // [2N, 2N]
         let targets = positive_index(z1.size()[0], z1.device()); // [2N]
         logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0)
@@ -108,6 +119,16 @@ mod tests {
         let z = Tensor::eye(n, (Kind::Double, Device::Cpu));
         let want = (1.0 + (2 * n - 2) as f64 * (-1.0 / tau).exp()).ln();
         assert!((loss(tau, &z, &z) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batches_above_the_dense_limit_still_give_the_closed_form() {
+        // 2N = 16,386 views > DENSE_MAX_VIEWS: the tiled path, never a 1 GiB logits matrix.
+        let n = DENSE_MAX_VIEWS / 2 + 1;
+        let z = Tensor::ones([n, 2], (Kind::Float, Device::Cpu));
+        let l = loss(0.5, &z, &z);
+        let want = ((2 * n - 1) as f64).ln();
+        assert!((l - want).abs() < 1e-4 * want, "{l} vs {want}");
     }
 
     #[test]
