@@ -1,5 +1,6 @@
 //! Forward + backward time of `NtXent` (dense) at one batch size next to the GEMM floor of the
-//! same shapes: the three `[2N, 2N] × D` products that the logits and their gradient need.
+//! same shapes (the three `[2N, 2N] × D` products that the logits and their gradient need), and
+//! `TiledNtXent` in one tile and in tiles of N.
 //! `benches/reference/loss_timing.py` times PyTorch eager on the same shapes.
 //!
 //! `cargo run --release -p ssl-bench --example loss_timing -- [N] [D]` (defaults 4096 128);
@@ -8,7 +9,7 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ssl_loss::{NtXentConfig, PairLoss};
+use ssl_loss::{NtXentConfig, PairLoss, TiledNtXentConfig};
 use tch::{Device, Kind, Tensor};
 
 /// Median wall time of `f` in milliseconds over 10 runs after 3 warm-up runs.
@@ -36,6 +37,13 @@ fn main() -> Result<()> {
     let z1 = Tensor::randn([n, d], opts).set_requires_grad(true);
     let z2 = Tensor::randn([n, d], opts).set_requires_grad(true);
     let ours = median_ms(|| loss.forward(&z1, &z2).backward());
+    // TiledNtXent's manual gradient: one tile holding all 2N views (logits once, (P + Pᵀ) z as
+    // one product), and tiles of N (logits twice, P z and Pᵀ z per tile pair).
+    let tiled = |tile| -> Result<f64> {
+        let t = TiledNtXentConfig { temperature: 0.1, tile }.build()?;
+        Ok(median_ms(|| t.forward(&z1, &z2).backward()))
+    };
+    let (one_tile, n_tiles) = (tiled(2 * n)?, tiled(n)?);
     let z = Tensor::randn([2 * n, d], opts);
     let s = Tensor::randn([2 * n, 2 * n], opts);
     let floor = median_ms(|| {
@@ -44,8 +52,11 @@ fn main() -> Result<()> {
         let _dz_cols = s.tr().matmul(&z); // [2N, D]
     });
     println!(
-        "nt_xent N = {n}, D = {d}: fwd+bwd {ours:.1} ms, GEMM floor {floor:.1} ms, ratio {:.2}",
-        ours / floor
+        "nt_xent N = {n}, D = {d}: fwd+bwd {ours:.1} ms, GEMM floor {floor:.1} ms, ratio {:.2}; \
+         tiled_nt_xent one tile {one_tile:.1} ms ({:.2}), tile N {n_tiles:.1} ms ({:.2})",
+        ours / floor,
+        one_tile / floor,
+        n_tiles / floor
     );
     Ok(())
 }
