@@ -2,8 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::info_nce::check_pair;
-use crate::ops::{l2_normalize, upcast};
+use crate::ops::{check_views, l2_normalize, unit_pair, upcast};
 
 /// Alignment: how close the two views of each sample land on the hypersphere.
 ///
@@ -30,9 +29,8 @@ use crate::ops::{l2_normalize, upcast};
 /// assert!((a - 2.0).abs() < 1e-12); // ‖e₁ − e₂‖² = 2
 /// ```
 pub fn alignment(z1: &Tensor, z2: &Tensor, alpha: f64) -> Tensor {
-    check_pair("alignment", z1, z2);
-    let a = l2_normalize(&upcast(z1), 1e-12); // [N, D]
-    let b = l2_normalize(&upcast(z2), 1e-12).to_kind(a.kind()); // [N, D]
+    check_views("alignment", z1, z2, 1);
+    let (a, b) = unit_pair(z1, z2); // [N, D] each
     let dist = (a - b).norm_scalaropt_dim(2, [1i64].as_slice(), false); // [N]
     dist.pow_tensor_scalar(alpha).mean(dist.kind())
 }

@@ -3,7 +3,7 @@
 use tch::nn;
 use tch::{Kind, Reduction, Tensor};
 
-use crate::ops::{check_views, l2_normalize, upcast};
+use crate::ops::{check_views, unit_pair};
 use crate::{LossError, PairLoss, Result};
 
 /// Settings of [`ClipLoss`].
@@ -107,8 +107,7 @@ impl PairLoss for ClipLoss {
     fn forward(&self, x: &Tensor, y: &Tensor) -> Tensor {
         check_views("ClipLoss", x, y, 1);
         let n = x.size()[0];
-        let x = l2_normalize(&upcast(x), 1e-12); // [N, D]
-        let y = l2_normalize(&upcast(y), 1e-12).to_kind(x.kind()); // [N, D]
+        let (x, y) = unit_pair(x, y); // [N, D] each
         let scale = self.log_scale.clamp_max(self.max_log_scale).exp().to_kind(x.kind()); // []
         let logits = x.matmul(&y.tr()) * scale; // [N, N]
         let targets = Tensor::arange(n, (Kind::Int64, x.device())); // [N]

@@ -3,7 +3,7 @@
 use tch::{Kind, Reduction, Tensor};
 
 use crate::error::check_temperature;
-use crate::ops::{l2_normalize, upcast};
+use crate::ops::{check_views, unit_pair, unit_rows_as};
 use crate::{PairLoss, Result};
 
 /// Settings of [`InfoNce`].
@@ -85,15 +85,14 @@ impl InfoNce {
     /// # Panics
     /// As documented on [`InfoNce`].
     pub fn forward_with_negatives(&self, q: &Tensor, k: &Tensor, negatives: &Tensor) -> Tensor {
-        check_pair("InfoNce", q, k);
+        check_views("InfoNce", q, k, 1);
         let (sq, sn) = (q.size(), negatives.size());
         assert!(
             sn.len() == 2 && sn[1] == sq[1],
             "InfoNce: negatives {sn:?} must be [K, D] with the D of q {sq:?}"
         );
-        let q = l2_normalize(&upcast(q), 1e-12); // [N, D]
-        let k = l2_normalize(&upcast(k), 1e-12).to_kind(q.kind()); // [N, D]
-        let negatives = l2_normalize(&upcast(negatives), 1e-12).to_kind(q.kind()); // [K, D]
+        let (q, k) = unit_pair(q, k); // [N, D] each
+        let negatives = unit_rows_as(negatives, q.kind()); // [K, D]
         let positive = (&q * &k).sum_dim_intlist([1i64].as_slice(), true, q.kind()); // [N, 1]
         let logits = Tensor::cat(&[positive, q.matmul(&negatives.tr())], 1) / self.temperature; // [N, 1 + K]
         let targets = Tensor::zeros([sq[0]], (Kind::Int64, q.device())); // [N]
@@ -101,21 +100,11 @@ impl InfoNce {
     }
 }
 
-/// Checks that `a` and `b` are both `[N, D]` with the same N ≥ 1 and D.
-pub(crate) fn check_pair(loss: &str, a: &Tensor, b: &Tensor) {
-    let (sa, sb) = (a.size(), b.size());
-    assert!(
-        sa.len() == 2 && sa == sb && sa[0] >= 1,
-        "{loss}: inputs {sa:?} and {sb:?} must both be [N, D] with N >= 1"
-    );
-}
-
 impl PairLoss for InfoNce {
     fn forward(&self, q: &Tensor, k: &Tensor) -> Tensor {
-        check_pair("InfoNce", q, k);
+        check_views("InfoNce", q, k, 1);
         let n = q.size()[0];
-        let q = l2_normalize(&upcast(q), 1e-12); // [N, D]
-        let k = l2_normalize(&upcast(k), 1e-12).to_kind(q.kind()); // [N, D]
+        let (q, k) = unit_pair(q, k); // [N, D] each
         let logits = q.matmul(&k.tr()) / self.temperature; // [N, N]; the diagonal is positive
         let targets = Tensor::arange(n, (Kind::Int64, q.device())); // [N]
         logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0)

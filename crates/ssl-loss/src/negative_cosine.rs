@@ -2,8 +2,7 @@
 
 use tch::Tensor;
 
-use crate::info_nce::check_pair;
-use crate::ops::{l2_normalize, upcast};
+use crate::ops::{check_views, unit_pair};
 use crate::{PairLoss, Result};
 
 /// Which of the two equivalent forms [`NegativeCosine`] reports.
@@ -79,17 +78,16 @@ impl NegativeCosine {
     /// # Panics
     /// When the four inputs are not all `[N, D]` of one shape.
     pub fn forward_symmetric(&self, p1: &Tensor, z1: &Tensor, p2: &Tensor, z2: &Tensor) -> Tensor {
-        check_pair("NegativeCosine", p1, p2);
-        check_pair("NegativeCosine", z1, z2);
+        check_views("NegativeCosine", p1, p2, 1);
+        check_views("NegativeCosine", z1, z2, 1);
         (self.forward(p1, z2) + self.forward(p2, z1)) * 0.5
     }
 }
 
 impl PairLoss for NegativeCosine {
     fn forward(&self, p: &Tensor, z: &Tensor) -> Tensor {
-        check_pair("NegativeCosine", p, z);
-        let p = l2_normalize(&upcast(p), 1e-12); // [N, D]
-        let z = l2_normalize(&upcast(z), 1e-12).to_kind(p.kind()); // [N, D]
+        check_views("NegativeCosine", p, z, 1);
+        let (p, z) = unit_pair(p, z); // [N, D] each
         let cos = (&p * &z).sum_dim_intlist([1i64].as_slice(), false, p.kind()); // [N]
         let neg = -cos.mean(p.kind());
         match self.form {
@@ -102,6 +100,7 @@ impl PairLoss for NegativeCosine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::l2_normalize;
     use tch::{Device, Kind};
 
     fn loss(form: CosineForm) -> NegativeCosine {
@@ -145,7 +144,7 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "inputs [3, 4] and [3, 5]")]
+    #[should_panic(expected = "z1 [3, 4] and z2 [3, 5]")]
     fn mismatched_shapes_panic_naming_both() {
         let a = Tensor::zeros([3, 4], (Kind::Float, Device::Cpu));
         let b = Tensor::zeros([3, 5], (Kind::Float, Device::Cpu));

@@ -31,9 +31,20 @@ pub fn cosine_similarity_matrix(a: &Tensor, b: &Tensor) -> Tensor {
         sa.len() == 2 && sb.len() == 2 && sa[1] == sb[1],
         "cosine_similarity_matrix: a {sa:?} and b {sb:?} must be [N, D] and [M, D]"
     );
-    let a = l2_normalize(&upcast(a), 1e-12);
-    let b = l2_normalize(&upcast(b), 1e-12);
+    let (a, b) = unit_pair(a, b);
     a.matmul(&b.tr()) // [N, M]
+}
+
+/// `a` and `b` with unit rows, both in `a`'s compute kind (f16 / bf16 upcast to f32).
+pub(crate) fn unit_pair(a: &Tensor, b: &Tensor) -> (Tensor, Tensor) {
+    let a = l2_normalize(&upcast(a), 1e-12);
+    let b = unit_rows_as(b, a.kind());
+    (a, b)
+}
+
+/// `x` with unit rows, upcast from f16 / bf16 and then cast to `kind`.
+pub(crate) fn unit_rows_as(x: &Tensor, kind: Kind) -> Tensor {
+    l2_normalize(&upcast(x), 1e-12).to_kind(kind)
 }
 
 /// Checks the two-view contract: `z1` and `z2` both `[N, D]` with the same N ≥ `min_n` and D.
@@ -45,11 +56,15 @@ pub(crate) fn check_views(loss: &str, z1: &Tensor, z2: &Tensor, min_n: i64) {
     );
 }
 
+/// The 2N views `[z1; z2]` with unit rows, f16 / bf16 upcast to f32: `[2N, D]`.
+pub(crate) fn two_view_units(z1: &Tensor, z2: &Tensor) -> Tensor {
+    l2_normalize(&Tensor::cat(&[upcast(z1), upcast(z2)], 0), 1e-12) // [2N, D]
+}
+
 /// The `[2N, 2N]` logits `sim(zᵢ, zₖ)/τ` of the 2N views `[z1; z2]`, with the diagonal
 /// (self-similarity) at −∞; the positive of row `i` is column `(i + N) mod 2N`.
 pub(crate) fn two_view_logits(z1: &Tensor, z2: &Tensor, temperature: f64) -> Tensor {
-    let z = Tensor::cat(&[upcast(z1), upcast(z2)], 0); // [2N, D]
-    let z = l2_normalize(&z, 1e-12);
+    let z = two_view_units(z1, z2); // [2N, D]
     let mut logits = z.matmul(&z.tr()) / temperature; // [2N, 2N]
     let _ = logits.fill_diagonal_(f64::NEG_INFINITY, false);
     logits

@@ -3,7 +3,7 @@
 use tch::nn;
 use tch::Tensor;
 
-use crate::ops::{check_views, l2_normalize, upcast};
+use crate::ops::{check_views, unit_pair};
 use crate::{LossError, PairLoss, Result};
 
 /// Settings of [`SigLipLoss`].
@@ -85,8 +85,7 @@ impl PairLoss for SigLipLoss {
     fn forward(&self, x: &Tensor, y: &Tensor) -> Tensor {
         check_views("SigLipLoss", x, y, 1);
         let n = x.size()[0];
-        let x = l2_normalize(&upcast(x), 1e-12); // [N, D]
-        let y = l2_normalize(&upcast(y), 1e-12).to_kind(x.kind()); // [N, D]
+        let (x, y) = unit_pair(x, y); // [N, D] each
         let (scale, bias) = (self.log_scale.exp().to_kind(x.kind()), self.bias.to_kind(x.kind()));
         let logits = x.matmul(&y.tr()) * scale + bias; // [N, N]
         let signs = Tensor::eye(n, (x.kind(), x.device())) * 2.0 - 1.0; // [N, N]: +1 diagonal

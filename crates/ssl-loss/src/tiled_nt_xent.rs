@@ -3,7 +3,7 @@
 use tch::Tensor;
 
 use crate::error::check_temperature;
-use crate::ops::{check_views, l2_normalize, upcast};
+use crate::ops::{check_views, two_view_units};
 use crate::{LossError, PairLoss, Result};
 
 /// Settings of [`TiledNtXent`].
@@ -143,7 +143,7 @@ impl PairLoss for TiledNtXent {
     fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
         check_views("TiledNtXent", z1, z2, 1);
         let n = z1.size()[0];
-        let z = l2_normalize(&Tensor::cat(&[upcast(z1), upcast(z2)], 0), 1e-12); // [2N, D]
+        let z = two_view_units(z1, z2); // [2N, D]
         let (loss, g) = tch::no_grad(|| {
             let zd = z.detach();
             let lse = self.row_logsumexp(&zd); // [2N]
