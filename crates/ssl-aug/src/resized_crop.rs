@@ -148,8 +148,8 @@ impl BatchAug for RandomResizedCrop {
         let theta = Tensor::from_slice(&theta).view([-1, 2, 3]).to_device(x.device()); // [N, 2, 3]
         let [oh, ow] = self.cfg.size;
         let out = [size[0], size[1], oh, ow];
+        // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
         let grid = Tensor::affine_grid_generator(&theta.to_kind(kind), out, false); // [N, oH, oW, 2]
-                                                                                    // Bilinear (mode 0), border padding (mode 1): a box never leaves the image.
         x.grid_sampler(&grid, 0, 1, false) // [N, C, oH, oW]
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use ssl_aug::{ResizeConfig, ViewConfig};
+use ssl_aug::{Resize, ResizeConfig, ViewConfig};
 use ssl_loss::NtXentConfig;
 use ssl_models::ResNetConfig;
 
@@ -111,6 +111,16 @@ pub struct EvalConfig {
     /// are never resized.
     #[serde(default)]
     pub resize: Option<ResizeConfig>,
+}
+
+impl EvalConfig {
+    /// The evaluation resize op, when `resize` is set.
+    ///
+    /// # Panics
+    /// When `resize` is invalid, which [`Config::validate`] rules out.
+    pub fn resize_op(&self) -> Option<Resize> {
+        self.resize.map(|r| r.build().expect("eval.resize is checked by Config::validate"))
+    }
 }
 
 /// Checkpointing.

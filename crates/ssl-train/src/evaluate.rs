@@ -111,7 +111,7 @@ impl EvalData {
     /// Scores the features `f(x)` of a frozen network.
     pub fn score_network(&self, net: &impl ModuleT, cfg: &Config, device: Device) -> Scores {
         let start = Instant::now();
-        let resize = cfg.eval.resize.map(|r| r.build().expect("validated with the config"));
+        let resize = cfg.eval.resize_op();
         let train = extract_features(net, &self.train_images, 1024, resize.as_ref(), device);
         let test = extract_features(net, &self.test_images, 1024, resize.as_ref(), device);
         self.score_features(&train, &test, cfg, start)
@@ -150,14 +150,6 @@ impl EvalData {
             seconds: start.elapsed().as_secs_f64(),
         }
     }
-}
-
-/// Scores a trained backbone on Fashion-MNIST: kNN-200 and the linear probe.
-///
-/// # Errors
-/// Data errors naming the file.
-pub fn evaluate(net: &impl ModuleT, cfg: &Config, device: Device) -> Result<Scores> {
-    Ok(EvalData::load(cfg)?.score_network(net, cfg, device))
 }
 
 #[cfg(test)]

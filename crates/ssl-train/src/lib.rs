@@ -3,7 +3,8 @@
 //! - [`Config`]: the whole run as one validated YAML document ([`config::load`]).
 //! - [`SimClr`]: SimCLR's encoder (ResNet + projection head) and its NT-Xent step.
 //! - [`train`]: the pre-training loop with progress, per-step metrics and the kNN monitor.
-//! - [`evaluate()`]: kNN and linear probe of a frozen backbone, and the baselines.
+//! - [`evaluate::EvalData`]: kNN and linear probe of a frozen backbone, and the baselines, on
+//!   the test set or (for choosing evaluation settings) on held-out training images.
 //!
 //! Nothing depends on this crate; it is where the leaf crates meet. See ARCHITECTURE.md.
 
@@ -21,7 +22,7 @@ mod trainer;
 
 pub use config::Config;
 pub use error::{Result, TrainError};
-pub use evaluate::{evaluate, Scores, Summary};
+pub use evaluate::{Scores, Summary};
 pub use optim::{OptimKind, Optimizer};
 pub use plot::plot_curves;
 pub use run_dir::RunDir;

@@ -198,7 +198,7 @@ impl Monitor {
 
     fn score(&self, model: &SimClr, cfg: &Config, device: Device) -> f64 {
         let backbone = model.backbone();
-        let resize = cfg.eval.resize.map(|r| r.build().expect("validated with the config"));
+        let resize = cfg.eval.resize_op();
         let bank = extract_features(backbone, &self.bank, 1024, resize.as_ref(), device);
         let queries = extract_features(backbone, &self.queries, 1024, resize.as_ref(), device);
         knn_top1(&bank, &self.bank_labels, &queries, &self.query_labels, 10, cfg.eval.knn)

@@ -28,6 +28,7 @@ pub fn extract_features(
         Tensor::cat(&parts, 0) // [N, F]
     })
 }
+
 /// Raw pixels scaled to `[0, 1]` as features: `[N, C·H·W]`.
 pub fn pixels_as_features(images: &Tensor) -> Tensor {
     images.flatten(1, -1).to_kind(Kind::Float) / 255.0 // [N, C·H·W]

@@ -151,10 +151,12 @@ fn fit(
     let (m, f) = (x.size()[0], x.size()[1]);
     let k = candidates.len() as i64;
     let opts = (Kind::Float, x.device());
-    let per_column =
-        |v: Vec<f32>| Tensor::from_slice(&v).repeat_interleave_self_int(classes, 0, None);
-    let peak_lr = per_column(candidates.iter().map(|c| c.0 as f32).collect()).to_device(x.device()); // [K·C]
-    let decay = per_column(candidates.iter().map(|c| c.1 as f32).collect()).to_device(x.device()); // [K·C]
+    // Each candidate's learning rate and weight decay, repeated over its C columns: [K·C].
+    let per_column = |field: fn(&(f64, f64)) -> f64| {
+        let v: Vec<f32> = candidates.iter().map(|c| field(c) as f32).collect();
+        Tensor::from_slice(&v).repeat_interleave_self_int(classes, 0, None).to_device(x.device())
+    };
+    let (peak_lr, decay) = (per_column(|c| c.0), per_column(|c| c.1));
     let w = Tensor::zeros([f, k * classes], opts).set_requires_grad(true);
     let b = Tensor::zeros([k * classes], opts).set_requires_grad(true);
     let (vw, vb) = (Tensor::zeros([f, k * classes], opts), Tensor::zeros([k * classes], opts));
@@ -166,7 +168,8 @@ fn fit(
         for s in 0..steps_per_epoch {
             let len = cfg.batch_size.min(m - s * cfg.batch_size);
             let idx = order.narrow(0, s * cfg.batch_size, len);
-            let logits = (x.index_select(0, &idx).matmul(&w) + &b).view([len * k, classes]); // [B·K, C]
+            let scores = x.index_select(0, &idx).matmul(&w) + &b; // [B, K·C]
+            let logits = scores.view([len * k, classes]); // [B·K, C]
             let targets = y.index_select(0, &idx).unsqueeze(1).expand([len, k], false); // [B, K]
                                                                                         // The mean over B·K rows is 1/K of the sum of the K candidates' mean losses.
             let loss = logits.cross_entropy_loss::<Tensor>(
