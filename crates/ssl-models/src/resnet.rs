@@ -48,8 +48,9 @@ pub enum Precision {
     /// Mixed precision as `torch.autocast(dtype=torch.bfloat16)` runs a ResNet: convolutions and
     /// BatchNorm take bf16 activations (BatchNorm accumulates its statistics in f32), weights and
     /// running statistics stay f32 and get f32 gradients, and the pooled features come back f32.
-    /// On CPUs with AVX-512 BF16 (and on GPUs) the convolutions run about twice as fast; values
-    /// differ from f32 by bf16 rounding (8 bits of mantissa).
+    /// On the project's 2-core CPU (AVX-512 BF16) the default backbone's training step ran 1.55×
+    /// faster than f32 channels-last (docs/benchmarks.md); values differ from f32 by bf16
+    /// rounding (8 bits of mantissa).
     Bf16,
 }
 
@@ -71,8 +72,8 @@ pub struct ResNetConfig {
     pub stem: Stem,
     /// Run every layer after the stem's convolution on channels-last (NHWC) activations, the
     /// layout oneDNN's CPU convolutions and cuDNN's tensor-core kernels prefer. The values are
-    /// the same up to float rounding; on a 2-core CPU a SimCLR step of a width-32 CIFAR ResNet
-    /// ran about 1.4× faster (see docs/benchmarks.md). Off when absent from a config.
+    /// the same up to float rounding; on the project's 2-core CPU the default backbone's training
+    /// step ran 1.33× faster (docs/benchmarks.md). Off when absent from a config.
     #[cfg_attr(feature = "serde", serde(default))]
     pub channels_last: bool,
     /// The number format of the activations; f32 when absent from a config.
