@@ -5,22 +5,11 @@
 #![allow(clippy::needless_range_loop)]
 
 use ssl_loss::{ClipLoss, ClipLossConfig, PairLoss, SigLipLoss, SigLipLossConfig};
-use ssl_testutil::{assert_close, pair_grad_check, two_views};
-use tch::{nn, Device, Kind, Tensor};
+use ssl_testutil::{assert_close, dot, pair_grad_check, rows, two_views, unit};
+use tch::{nn, Device, Tensor};
 
 fn unit_rows(t: &Tensor) -> Vec<Vec<f64>> {
-    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double))
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            let n = r.iter().map(|x| x * x).sum::<f64>().sqrt();
-            r.into_iter().map(|x| x / n).collect()
-        })
-        .collect()
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    rows(t).iter().map(|r| unit(r)).collect()
 }
 
 /// ½ (mean_i −log softmax_j(s xᵢ·yⱼ)ᵢ + mean_j −log softmax_i(s xᵢ·yⱼ)ⱼ).

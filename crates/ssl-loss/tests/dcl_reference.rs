@@ -2,21 +2,8 @@
 //! code (`dcl(z1, z2) + dcl(z2, z1)`, halved), plus invariances and finite-difference gradients.
 
 use ssl_loss::{DclConfig, PairLoss};
-use ssl_testutil::{assert_close, pair_grad_check, two_views};
+use ssl_testutil::{assert_close, dot, pair_grad_check, rows, two_views, unit};
 use tch::Tensor;
-
-fn normalize(v: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    v.iter()
-        .map(|r| {
-            let n = r.iter().map(|x| x * x).sum::<f64>().sqrt();
-            r.iter().map(|x| x / n).collect()
-        })
-        .collect()
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
 
 /// One direction of the reference `DCL.__call__(z1, z2)`: positive −wᵢ z1ᵢ·z2ᵢ/τ, negatives
 /// log Σ over z1ᵢ·z1ₖ (k ≠ i) and z1ᵢ·z2ₖ (k ≠ i), mean over i.
@@ -42,8 +29,8 @@ fn one_direction(a: &[Vec<f64>], b: &[Vec<f64>], tau: f64, sigma: Option<f64>) -
 }
 
 fn reference(z1: &Tensor, z2: &Tensor, tau: f64, sigma: Option<f64>) -> f64 {
-    let rows = |t: &Tensor| normalize(&Vec::<Vec<f64>>::try_from(t).unwrap());
-    let (a, b) = (rows(z1), rows(z2));
+    let unit_rows = |t: &Tensor| rows(t).iter().map(|r| unit(r)).collect::<Vec<_>>();
+    let (a, b) = (unit_rows(z1), unit_rows(z2));
     0.5 * (one_direction(&a, &b, tau, sigma) + one_direction(&b, &a, tau, sigma))
 }
 

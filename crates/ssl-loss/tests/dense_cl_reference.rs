@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use ssl_loss::DenseClLossConfig;
-use ssl_testutil::grad_check;
+use ssl_testutil::{dot, grad_check, rows, unit};
 use tch::{Device, Kind, Tensor};
 
 type Dense = Vec<Vec<Vec<f64>>>; // [N][channel][location]
@@ -16,18 +16,7 @@ fn dense(t: &Tensor) -> Dense {
 
 /// Column `i` of one sample's `[channels][locations]` map, normalised.
 fn location(m: &[Vec<f64>], i: usize) -> Vec<f64> {
-    let v: Vec<f64> = m.iter().map(|row| row[i]).collect();
-    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    v.into_iter().map(|x| x / n).collect()
-}
-
-fn unit(v: &[f64]) -> Vec<f64> {
-    let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-    v.iter().map(|x| x / n).collect()
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    unit(&m.iter().map(|row| row[i]).collect::<Vec<f64>>())
 }
 
 fn reference(q: &Dense, k: &Dense, fq: &Dense, fk: &Dense, queue: &[Vec<f64>], tau: f64) -> f64 {
@@ -63,9 +52,8 @@ fn matches_the_f64_loop_reference() {
         let queue = Tensor::randn([kq, d], (Kind::Double, Device::Cpu));
         let loss = DenseClLossConfig { temperature: 0.2 }.build().unwrap();
         let got = loss.forward(&query, &key, &fq, &fk, &queue).double_value(&[]);
-        let queue_rows = Vec::<Vec<f64>>::try_from(&queue).unwrap();
         let want =
-            reference(&dense(&query), &dense(&key), &dense(&fq), &dense(&fk), &queue_rows, 0.2);
+            reference(&dense(&query), &dense(&key), &dense(&fq), &dense(&fk), &rows(&queue), 0.2);
         assert!((got - want).abs() < 1e-10 * want.abs().max(1.0), "n {n}, s {s}: {got} vs {want}");
     }
 }

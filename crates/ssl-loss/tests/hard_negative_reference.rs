@@ -3,24 +3,16 @@
 //! invariances and finite-difference gradients.
 
 use ssl_loss::{DebiasedConfig, HardNegativeConfig, PairLoss};
-use ssl_testutil::{assert_close, descend, pair_grad_check, two_views};
+use ssl_testutil::{assert_close, descend, dot, pair_grad_check, rows, two_views, unit};
 use tch::{Kind, Tensor};
 
 /// `neg = exp(s/τ)` over the M = 2N − 2 negatives of each anchor, `imp = neg^β`,
 /// `reweight = Σ imp·neg / mean(imp)`, `N_g = max((−τ⁺ M pos + reweight) / (1 − τ⁺), M e^{−1/τ})`,
 /// loss = mean of −log(pos / (pos + N_g)).
 fn reference(z1: &[Vec<f64>], z2: &[Vec<f64>], tau: f64, beta: f64, tau_plus: f64) -> f64 {
-    let z: Vec<Vec<f64>> = z1
-        .iter()
-        .chain(z2)
-        .map(|v| {
-            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-            v.iter().map(|x| x / norm).collect()
-        })
-        .collect();
+    let z: Vec<Vec<f64>> = z1.iter().chain(z2).map(|v| unit(v)).collect();
     let n2 = z.len();
     let m = (n2 - 2) as f64;
-    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let mut total = 0.0;
     for i in 0..n2 {
         let j = (i + n2 / 2) % n2;
@@ -36,10 +28,6 @@ fn reference(z1: &[Vec<f64>], z2: &[Vec<f64>], tau: f64, beta: f64, tau_plus: f6
         total += -(pos / (pos + n_g)).ln();
     }
     total / n2 as f64
-}
-
-fn rows(t: &Tensor) -> Vec<Vec<f64>> {
-    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).unwrap()
 }
 
 #[test]

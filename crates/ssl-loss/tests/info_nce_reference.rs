@@ -2,22 +2,15 @@
 //! invariances and finite-difference gradient checks.
 
 use ssl_loss::{InfoNceConfig, PairLoss};
-use ssl_testutil::{assert_close, descend, grad_check, pair_grad_check};
+use ssl_testutil::{assert_close, cosine, descend, grad_check, pair_grad_check, rows};
 use tch::{Device, Kind, Tensor};
 
-fn cos(a: &[f64], b: &[f64]) -> f64 {
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-    let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-    dot / (na * nb)
-}
-
-/// ℓᵢ = −log(exp(cos(qᵢ, kᵢ)/τ) / (exp(cos(qᵢ, kᵢ)/τ) + Σⱼ exp(cos(qᵢ, nⱼ)/τ))), averaged.
+/// ℓᵢ = −log(exp(cosine(qᵢ, kᵢ)/τ) / (exp(cosine(qᵢ, kᵢ)/τ) + Σⱼ exp(cosine(qᵢ, nⱼ)/τ))), averaged.
 fn reference_queue(q: &[Vec<f64>], k: &[Vec<f64>], negatives: &[Vec<f64>], tau: f64) -> f64 {
     let mut total = 0.0;
     for (qi, ki) in q.iter().zip(k) {
-        let pos = (cos(qi, ki) / tau).exp();
-        let neg: f64 = negatives.iter().map(|n| (cos(qi, n) / tau).exp()).sum();
+        let pos = (cosine(qi, ki) / tau).exp();
+        let neg: f64 = negatives.iter().map(|n| (cosine(qi, n) / tau).exp()).sum();
         total += -(pos / (pos + neg)).ln();
     }
     total / q.len() as f64
@@ -27,14 +20,10 @@ fn reference_queue(q: &[Vec<f64>], k: &[Vec<f64>], negatives: &[Vec<f64>], tau: 
 fn reference_in_batch(q: &[Vec<f64>], k: &[Vec<f64>], tau: f64) -> f64 {
     let mut total = 0.0;
     for (i, qi) in q.iter().enumerate() {
-        let denom: f64 = k.iter().map(|kj| (cos(qi, kj) / tau).exp()).sum();
-        total += -((cos(qi, &k[i]) / tau).exp() / denom).ln();
+        let denom: f64 = k.iter().map(|kj| (cosine(qi, kj) / tau).exp()).sum();
+        total += -((cosine(qi, &k[i]) / tau).exp() / denom).ln();
     }
     total / q.len() as f64
-}
-
-fn rows(t: &Tensor) -> Vec<Vec<f64>> {
-    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).unwrap()
 }
 
 fn randn(shape: [i64; 2]) -> Tensor {

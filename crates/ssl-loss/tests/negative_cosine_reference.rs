@@ -2,23 +2,16 @@
 //! finite-difference gradient check.
 
 use ssl_loss::{CosineForm, NegativeCosineConfig, PairLoss};
-use ssl_testutil::{assert_close, descend, grad_check};
+use ssl_testutil::{assert_close, cosine, descend, grad_check, rows};
 use tch::{Device, Kind, Tensor};
 
 /// D(p, z) = −pᵢ·zᵢ / (‖pᵢ‖ ‖zᵢ‖), averaged over the rows.
 fn reference(p: &[Vec<f64>], z: &[Vec<f64>]) -> f64 {
     let mut total = 0.0;
     for (a, b) in p.iter().zip(z) {
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-        total -= dot / (na * nb);
+        total -= cosine(a, b);
     }
     total / p.len() as f64
-}
-
-fn rows(t: &Tensor) -> Vec<Vec<f64>> {
-    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).unwrap()
 }
 
 fn randn(shape: [i64; 2]) -> Tensor {

@@ -2,30 +2,21 @@
 //! finite-difference gradient check.
 
 use ssl_loss::{NtXentConfig, PairLoss};
-use ssl_testutil::{assert_close, descend, pair_grad_check, two_views};
+use ssl_testutil::{assert_close, cosine, descend, pair_grad_check, rows, two_views};
 use tch::{Kind, Tensor};
 
 /// ℓ(i, j) = −log(exp(sᵢⱼ/τ) / Σ_{k≠i} exp(sᵢₖ/τ)), averaged over all 2N anchors.
 fn reference(z1: &[Vec<f64>], z2: &[Vec<f64>], tau: f64) -> f64 {
     let z: Vec<&Vec<f64>> = z1.iter().chain(z2).collect();
     let n2 = z.len();
-    let cos = |a: &[f64], b: &[f64]| {
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let na = a.iter().map(|x| x * x).sum::<f64>().sqrt();
-        let nb = b.iter().map(|x| x * x).sum::<f64>().sqrt();
-        dot / (na * nb)
-    };
     let mut total = 0.0;
     for i in 0..n2 {
         let j = (i + n2 / 2) % n2;
-        let denom: f64 = (0..n2).filter(|&k| k != i).map(|k| (cos(z[i], z[k]) / tau).exp()).sum();
-        total += -((cos(z[i], z[j]) / tau).exp() / denom).ln();
+        let denom: f64 =
+            (0..n2).filter(|&k| k != i).map(|k| (cosine(z[i], z[k]) / tau).exp()).sum();
+        total += -((cosine(z[i], z[j]) / tau).exp() / denom).ln();
     }
     total / n2 as f64
-}
-
-fn rows(t: &Tensor) -> Vec<Vec<f64>> {
-    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).unwrap()
 }
 
 fn sample(n: i64, d: i64, seed: i64) -> (Tensor, Tensor) {

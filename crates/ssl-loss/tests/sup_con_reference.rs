@@ -2,31 +2,24 @@
 //! invariances and a finite-difference gradient check.
 
 use ssl_loss::SupConConfig;
-use ssl_testutil::{assert_close, pair_grad_check, two_views};
-use tch::{Kind, Tensor};
+use ssl_testutil::{assert_close, cosine, pair_grad_check, rows, two_views};
+use tch::Tensor;
 
 /// ℓᵢ = −1/|P(i)| Σ_{p∈P(i)} log(exp(cᵢₚ/τ) / Σ_{a≠i} exp(cᵢₐ/τ)), c = cosine, averaged.
 fn reference(z1: &[Vec<f64>], z2: &[Vec<f64>], labels: &[i64], tau: f64) -> f64 {
     let z: Vec<&Vec<f64>> = z1.iter().chain(z2).collect();
     let y: Vec<i64> = labels.iter().chain(labels).copied().collect();
-    let cos = |a: &[f64], b: &[f64]| {
-        let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        dot / (a.iter().map(|x| x * x).sum::<f64>() * b.iter().map(|x| x * x).sum::<f64>()).sqrt()
-    };
     let n2 = z.len();
     let mut total = 0.0;
     for i in 0..n2 {
-        let denom: f64 = (0..n2).filter(|&a| a != i).map(|a| (cos(z[i], z[a]) / tau).exp()).sum();
+        let denom: f64 =
+            (0..n2).filter(|&a| a != i).map(|a| (cosine(z[i], z[a]) / tau).exp()).sum();
         let positives: Vec<usize> = (0..n2).filter(|&p| p != i && y[p] == y[i]).collect();
         let sum: f64 =
-            positives.iter().map(|&p| ((cos(z[i], z[p]) / tau).exp() / denom).ln()).sum();
+            positives.iter().map(|&p| ((cosine(z[i], z[p]) / tau).exp() / denom).ln()).sum();
         total += -sum / positives.len() as f64;
     }
     total / n2 as f64
-}
-
-fn rows(t: &Tensor) -> Vec<Vec<f64>> {
-    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).unwrap()
 }
 
 #[test]

@@ -6,12 +6,8 @@
 #![allow(clippy::needless_range_loop)]
 
 use ssl_loss::{sinkhorn, SwavLossConfig};
-use ssl_testutil::grad_check;
+use ssl_testutil::{grad_check, rows};
 use tch::{Device, Kind, Tensor};
-
-fn mat(t: &Tensor) -> Vec<Vec<f64>> {
-    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).unwrap()
-}
 
 /// Q = exp(s/ε)ᵀ / ΣQ; repeat { rows /= row sums · K; columns /= column sums · B }; B · Qᵀ.
 fn sinkhorn_reference(s: &[Vec<f64>], eps: f64, iters: usize) -> Vec<Vec<f64>> {
@@ -59,8 +55,8 @@ fn cosine_scores(b: i64, k: i64) -> Tensor {
 fn sinkhorn_matches_the_reference_loop() {
     for (b, k, eps, iters) in [(8, 3, 0.05, 3), (5, 7, 0.1, 1), (16, 4, 0.5, 10)] {
         let s = cosine_scores(b, k);
-        let got = mat(&sinkhorn(&s, eps, iters));
-        let want = sinkhorn_reference(&mat(&s), eps, iters as usize);
+        let got = rows(&sinkhorn(&s, eps, iters));
+        let want = sinkhorn_reference(&rows(&s), eps, iters as usize);
         for (g, w) in got.iter().flatten().zip(want.iter().flatten()) {
             assert!((g - w).abs() < 1e-10, "b {b}, k {k}: {g} vs {w}");
         }
@@ -73,7 +69,8 @@ fn swapped_prediction_matches_the_reference_for_any_number_of_crops() {
         let scores: Vec<Tensor> = (0..crops).map(|_| cosine_scores(8, 5)).collect();
         let swav = SwavLossConfig::default().build().unwrap();
         let got = swav.forward(&scores, n_assign).double_value(&[]);
-        let want = loss_reference(&scores.iter().map(mat).collect::<Vec<_>>(), n_assign, 0.1, 0.05);
+        let want =
+            loss_reference(&scores.iter().map(rows).collect::<Vec<_>>(), n_assign, 0.1, 0.05);
         assert!((got - want).abs() < 1e-10 * want.abs().max(1.0), "{crops} crops: {got} vs {want}");
     }
 }

@@ -6,6 +6,8 @@
 //! - [`pair_grad_check`]: [`grad_check`] of a two-view loss with respect to both views.
 //! - [`descend`]: a few plain gradient-descent steps, for "the loss goes down" smoke tests.
 //! - [`two_views`]: random f64 embeddings and a noisy second view of them.
+//! - [`rows`], [`dot`], [`unit`], [`cosine`]: plain `Vec<f64>` pieces for the f64 loop
+//!   references that tests write from a paper's formula.
 
 use tch::{Kind, Tensor};
 
@@ -94,6 +96,30 @@ pub fn two_views(n: i64, d: i64, noise: f64) -> (Tensor, Tensor) {
     (z1, z2)
 }
 
+/// The rows of a 2-D tensor as `f64` vectors.
+///
+/// # Panics
+/// When `t` is not 2-D.
+pub fn rows(t: &Tensor) -> Vec<Vec<f64>> {
+    Vec::<Vec<f64>>::try_from(t.to_kind(Kind::Double)).expect("rows: a 2-D tensor")
+}
+
+/// `a · b`.
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// `v / ‖v‖₂`.
+pub fn unit(v: &[f64]) -> Vec<f64> {
+    let norm = dot(v, v).sqrt();
+    v.iter().map(|x| x / norm).collect()
+}
+
+/// `a · b / (‖a‖₂ ‖b‖₂)`.
+pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+}
+
 /// Takes `steps` gradient-descent steps `x ← x − lr · ∇f(x)` from `x` (left untouched) and
 /// returns `f` before the first and after the last.
 ///
@@ -132,6 +158,15 @@ mod tests {
         let (start, end) =
             descend(|x| x.square().sum(Kind::Double), &Tensor::from(1.0f64), 0.25, 3);
         assert_eq!((start, end), (1.0, 1.0 / 64.0));
+    }
+
+    #[test]
+    fn the_loop_pieces_match_hand_computed_values() {
+        let r = rows(&Tensor::from_slice(&[3.0f32, 4.0, 0.0, 2.0]).view([2, 2]));
+        assert_eq!(r, vec![vec![3.0, 4.0], vec![0.0, 2.0]]);
+        assert_eq!(dot(&r[0], &r[1]), 8.0);
+        assert_eq!(unit(&r[0]), vec![0.6, 0.8]);
+        assert_eq!(cosine(&r[0], &r[1]), 0.8); // 8 / (5 · 2)
     }
 
     #[test]
