@@ -6,12 +6,11 @@ Run with the set-up venv: `~/.cache/ssl-rs/torch-2.11.0/bin/python benches/refer
 Prints one line per variant: the median milliseconds per step over 20 steps after 5 warm-up steps.
 """
 
-import statistics
-import time
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from timing import median_ms
 
 
 class Block(nn.Module):
@@ -65,14 +64,7 @@ def time_variant(channels_last, bf16):
             h = net(x)
         h.float().square().mean().backward()
 
-    for _ in range(5):
-        step()
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return median_ms(step, warmup=5, runs=20)
 
 
 if __name__ == "__main__":

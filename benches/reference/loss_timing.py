@@ -8,23 +8,12 @@ Run with the set-up venv and the same allocator settings as the Rust side:
 Prints the median of 10 timed runs after 3 warm-up runs.
 """
 
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
-
-def median_ms(f):
-    for _ in range(3):
-        f()
-    times = []
-    for _ in range(10):
-        start = time.perf_counter()
-        f()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+from timing import median_ms
 
 
 def nt_xent(z1, z2, tau):
