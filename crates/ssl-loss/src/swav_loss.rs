@@ -1,8 +1,9 @@
 //! SwAV's swapped prediction with Sinkhorn-Knopp codes (Caron et al. 2020).
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::error::check_temperature;
+use crate::ops::upcast;
 use crate::{LossError, Result};
 
 /// Settings of [`SwavLoss`].
@@ -66,7 +67,7 @@ impl SwavLossConfig {
 /// `scores`: `[B, K]` → `[B, K]`, rows summing to 1.
 pub fn sinkhorn(scores: &Tensor, epsilon: f64, iterations: i64) -> Tensor {
     tch::no_grad(|| {
-        let s = scores.detach().to_kind(compute_kind(scores.kind()));
+        let s = upcast(&scores.detach());
         let (b, k) = (s.size()[0] as f64, s.size()[1] as f64);
         let mut q = ((&s - s.max()) / epsilon).exp().tr(); // [K, B]
         q /= q.sum(q.kind());
@@ -76,15 +77,6 @@ pub fn sinkhorn(scores: &Tensor, epsilon: f64, iterations: i64) -> Tensor {
         }
         (q * b).tr().contiguous() // [B, K]
     })
-}
-
-/// f64 stays f64; every other kind computes in f32.
-fn compute_kind(kind: Kind) -> Kind {
-    if kind == Kind::Double {
-        Kind::Double
-    } else {
-        Kind::Float
-    }
 }
 
 /// SwAV's swapped prediction: the code of one crop is predicted from every other crop.
@@ -142,7 +134,7 @@ impl SwavLoss {
                 s.size()
             );
         }
-        let kind = compute_kind(scores[0].kind());
+        let kind = upcast(&scores[0]).kind();
         let log_p: Vec<Tensor> = scores
             .iter()
             .map(|s| (s.to_kind(kind) / self.cfg.temperature).log_softmax(1, kind))
@@ -163,7 +155,7 @@ impl SwavLoss {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     #[test]
     fn sinkhorn_codes_are_distributions_that_share_the_prototypes_equally() {
