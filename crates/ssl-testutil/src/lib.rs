@@ -6,7 +6,7 @@
 //! - [`pair_grad_check`]: [`grad_check`] of a two-view loss with respect to both views.
 //! - [`descend`]: a few plain gradient-descent steps, for "the loss goes down" smoke tests.
 //! - [`two_views`]: random f64 embeddings and a noisy second view of them.
-//! - [`rows`], [`dot`], [`unit`], [`cosine`]: plain `Vec<f64>` pieces for the f64 loop
+//! - [`rows`], [`dot`], [`unit()`], [`cosine`]: plain `Vec<f64>` pieces for the f64 loop
 //!   references that tests write from a paper's formula.
 
 use tch::{Kind, Tensor};
