@@ -8,7 +8,8 @@ use ssl_loss::{NtXentConfig, PairLoss};
 use tch::{Kind, Tensor};
 
 fn nt_xent(c: &mut Criterion) {
-    let loss = NtXentConfig { temperature: 0.1 }.build().expect("valid config");
+    let loss =
+        NtXentConfig { temperature: 0.1, ..Default::default() }.build().expect("valid config");
     for dev in BenchDevice::available() {
         let mut group = c.benchmark_group(format!("{}/nt_xent_fwd_bwd", dev.name()));
         for n in [256i64, 1024] {

@@ -33,7 +33,7 @@ fn main() -> Result<()> {
         std::env::args().skip(1).map(|a| a.parse()).collect::<Result<_, _>>().context("N D")?;
     let (n, d) = (args.first().copied().unwrap_or(4096), args.get(1).copied().unwrap_or(128));
     let opts = (Kind::Float, Device::Cpu);
-    let loss = NtXentConfig { temperature: 0.1 }.build()?;
+    let loss = NtXentConfig { temperature: 0.1, ..Default::default() }.build()?;
     let z1 = Tensor::randn([n, d], opts).set_requires_grad(true);
     let z2 = Tensor::randn([n, d], opts).set_requires_grad(true);
     let ours = median_ms(|| loss.forward(&z1, &z2).backward());

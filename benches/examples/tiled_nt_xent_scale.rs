@@ -2,7 +2,7 @@
 //! reporting wall time and the process's peak resident memory (VmHWM).
 //!
 //! `cargo run --release -p ssl-bench --example tiled_nt_xent_scale -- [N] [D] [TILE]`
-//! (defaults 65536 128 4096: 2N = 131,072 views, whose dense 2N × 2N f32 logits take 64 GiB).
+//! (defaults 65536 128 2048: 2N = 131,072 views, whose dense 2N × 2N f32 logits take 64 GiB).
 
 use std::time::Instant;
 
@@ -28,7 +28,7 @@ fn main() -> Result<()> {
     let (n, d, tile) = (
         args.first().copied().unwrap_or(65_536),
         args.get(1).copied().unwrap_or(128),
-        args.get(2).copied().unwrap_or(4096),
+        args.get(2).copied().unwrap_or(2048),
     );
     let loss = TiledNtXentConfig { temperature: 0.2, tile }.build()?;
     let z1 = Tensor::randn([n, d], (Kind::Float, Device::Cpu)).set_requires_grad(true);

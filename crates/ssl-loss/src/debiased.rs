@@ -64,7 +64,7 @@ impl DebiasedConfig {
 /// use ssl_loss::{DebiasedConfig, NtXentConfig, PairLoss};
 /// let z1 = tch::Tensor::randn([4, 8], (tch::Kind::Double, tch::Device::Cpu));
 /// let plain = DebiasedConfig { temperature: 0.5, tau_plus: 0.0 }.build()?.forward(&z1, &z1);
-/// let nt_xent = NtXentConfig { temperature: 0.5 }.build()?.forward(&z1, &z1);
+/// let nt_xent = NtXentConfig { temperature: 0.5, ..Default::default() }.build()?.forward(&z1, &z1);
 /// assert!((plain - nt_xent).abs().double_value(&[]) < 1e-12);
 /// # Ok::<(), ssl_loss::LossError>(())
 /// ```

@@ -165,7 +165,10 @@ mod tests {
     fn without_hardness_or_debiasing_it_is_nt_xent() {
         let z1 = Tensor::randn([6, 5], (Kind::Double, Device::Cpu));
         let z2 = &z1 + 0.3 * Tensor::randn([6, 5], (Kind::Double, Device::Cpu));
-        let plain = NtXentConfig { temperature: 0.2 }.build().unwrap().forward(&z1, &z2);
+        let plain = NtXentConfig { temperature: 0.2, ..Default::default() }
+            .build()
+            .unwrap()
+            .forward(&z1, &z2);
         let got = hcl(0.2, 0.0, 0.0).forward(&z1, &z2);
         assert!((got - plain).abs().double_value(&[]) < 1e-12);
     }

@@ -8,7 +8,7 @@
 //! use ssl_loss::{NtXentConfig, PairLoss};
 //! use tch::{Device, Kind, Tensor};
 //!
-//! let loss = NtXentConfig { temperature: 0.5 }.build()?;
+//! let loss = NtXentConfig { temperature: 0.5, ..Default::default() }.build()?;
 //! let z1 = Tensor::randn([8, 16], (Kind::Float, Device::Cpu));
 //! let z2 = &z1 + 0.1 * Tensor::randn([8, 16], (Kind::Float, Device::Cpu));
 //! let value = loss.forward(&z1, &z2).double_value(&[]);
@@ -32,7 +32,9 @@ mod pair_loss;
 mod sig_lip_loss;
 mod sup_con;
 mod swav_loss;
+mod symmetric_tiles;
 mod tiled_nt_xent;
+mod workspace;
 
 pub use align_uniform::{alignment, uniformity};
 pub use clip_loss::{ClipLoss, ClipLossConfig};

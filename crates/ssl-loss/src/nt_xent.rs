@@ -1,40 +1,88 @@
 //! NT-Xent, SimCLR's normalised temperature-scaled cross-entropy.
 
-use tch::{Reduction, Tensor};
+use tch::{nn, Tensor};
 
-use crate::error::check_temperature;
-use crate::ops::{check_views, positive_index, two_view_logits};
-use crate::{PairLoss, Result, TiledNtXentConfig};
+use crate::ops::check_views;
+use crate::symmetric_tiles::{self, check_nt_xent_temperature, Tiles};
+use crate::workspace::Workspace;
+use crate::{LossError, PairLoss, Result, TiledNtXentConfig};
 
 /// Above this many views (2N) [`NtXent`] switches to the tiled computation of
 /// [`crate::TiledNtXent`]: the dense 2N × 2N f32 logits would take more than 1 GiB (and the
 /// same again for their gradient).
 pub const DENSE_MAX_VIEWS: i64 = 16_384;
 
+/// The tile side of the dense form's kept exponentiated similarities.
+const KEPT_TILE: i64 = 1024;
+
 /// Settings of [`NtXent`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
 pub struct NtXentConfig {
-    /// τ, the softmax temperature; must be positive. The default 0.5 is SimCLR's best value on
-    /// CIFAR-10 (Chen et al. 2020, Appendix B.9).
+    /// τ, the softmax temperature (the initial one when learnt); at least 2/700 ≈ 0.0029.
+    /// The default 0.5 is SimCLR's best value on CIFAR-10 (Chen et al. 2020, Appendix B.9).
     pub temperature: f64,
+    /// Whether τ is learnt, as the log-scale `logit_scale` = ln(1/τ) under the path given to
+    /// [`NtXentConfig::build_in`], clamped at 1/τ ≤ 100 as CLIP does (default false).
+    pub learnable_temperature: bool,
 }
 
 impl Default for NtXentConfig {
     fn default() -> Self {
-        Self { temperature: 0.5 }
+        Self { temperature: 0.5, learnable_temperature: false }
     }
 }
 
+/// The largest learnt logit scale 1/τ (CLIP's clamp, Radford et al. 2021, Sec. 2.5).
+const MAX_LOGIT_SCALE: f64 = 100.0;
+
 impl NtXentConfig {
-    /// Validates the config and builds the loss.
+    /// Validates the config and builds the loss with a fixed temperature.
     ///
     /// # Errors
-    /// [`crate::LossError::InvalidConfig`] when `temperature` is not a finite positive number.
+    /// [`LossError::InvalidConfig`] naming `temperature` when it is not a finite number
+    /// ≥ 2/700, or `learnable_temperature` when it is set (a learnt τ needs
+    /// [`NtXentConfig::build_in`]).
     pub fn build(self) -> Result<NtXent> {
-        check_temperature(self.temperature)?;
-        Ok(NtXent { temperature: self.temperature })
+        if self.learnable_temperature {
+            return Err(LossError::InvalidConfig {
+                field: "learnable_temperature",
+                value: "true".into(),
+                reason: "a learnt temperature needs a variable store: use NtXentConfig::build_in",
+            });
+        }
+        check_nt_xent_temperature(self.temperature)?;
+        Ok(NtXent {
+            temperature: self.temperature,
+            log_scale: None,
+            workspace: Workspace::default(),
+        })
+    }
+
+    /// Validates the config and builds the loss; a learnt temperature is the variable
+    /// `logit_scale` under `p`, trained with the encoder.
+    ///
+    /// # Errors
+    /// As [`NtXentConfig::build`], and `temperature` when a learnt τ starts below 1/100.
+    pub fn build_in(self, p: &nn::Path) -> Result<NtXent> {
+        if !self.learnable_temperature {
+            return self.build();
+        }
+        check_nt_xent_temperature(self.temperature)?;
+        if 1.0 / self.temperature > MAX_LOGIT_SCALE {
+            return Err(LossError::InvalidConfig {
+                field: "temperature",
+                value: self.temperature.to_string(),
+                reason: "a learnt temperature starts at ≥ 0.01 (its scale 1/τ is clamped at 100)",
+            });
+        }
+        let log_scale = p.var("logit_scale", &[], nn::Init::Const((1.0 / self.temperature).ln()));
+        Ok(NtXent {
+            temperature: self.temperature,
+            log_scale: Some(log_scale),
+            workspace: Workspace::default(),
+        })
     }
 }
 
@@ -50,10 +98,19 @@ impl NtXentConfig {
 /// L        = 1/(2N) Σ_{k=1..N} [ ℓ(2k−1, 2k) + ℓ(2k, 2k−1) ]
 /// ```
 ///
-/// Batches of more than [`DENSE_MAX_VIEWS`] views are computed tile by tile, in O(N · tile)
-/// memory, with the same value and gradients (see [`crate::TiledNtXent`]).
-/// The log-sum-exp is the fused `log_softmax` of `cross_entropy` (in the input's precision); self-similarities are masked
-/// to −∞ before it. f16 / bf16 inputs are upcast to f32 for the logits; f64 stays f64.
+/// The similarity matrix is symmetric, so it is computed in tiles on and above its
+/// diagonal, exponentiated with the fixed shift 1/τ (an upper bound of every cosine / τ), and
+/// kept, in a scratch buffer the loss reuses across calls, for the gradient with respect to
+/// the normalised views, which is computed right away (when the views require it) as
+/// `((P + Pᵀ) z − 2 z_p) / (2Nτ)` and attached through a surrogate, so autograd carries it
+/// into the encoder (first derivatives only). That is half the matrix products of autograd
+/// through a dense softmax, and no fresh 2N × 2N allocation per call. Batches of more than
+/// [`DENSE_MAX_VIEWS`] views recompute the tiles instead of keeping them, in O(N · tile)
+/// memory (see [`crate::TiledNtXent`]). f16 / bf16 inputs are upcast to f32; τ < 0.025 is
+/// computed in f64 (e^{−2/τ} would underflow f32).
+///
+/// With a learnt temperature (`learnable_temperature`), ∂L/∂(1/τ) = (τ/2) Σᵢ zᵢ·(∂L/∂zᵢ)
+/// (L depends on the unit z only through zᵢ·zₖ/τ) is attached to the variable the same way.
 ///
 /// # Shapes
 /// `z1`, `z2`: `[N, D]`, row `i` of each being the two views of sample `i` → 0-dim mean.
@@ -69,28 +126,51 @@ impl NtXentConfig {
 /// assert!((loss - 7f64.ln()).abs() < 1e-12); // all views equal: ln(2N − 1)
 /// # Ok::<(), ssl_loss::LossError>(())
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct NtXent {
     temperature: f64,
+    log_scale: Option<Tensor>,
+    workspace: Workspace,
+}
+
+impl Clone for NtXent {
+    /// A clone shares a learnt temperature's variable and starts with its own scratch buffer.
+    fn clone(&self) -> Self {
+        Self {
+            temperature: self.temperature,
+            log_scale: self.log_scale.as_ref().map(Tensor::shallow_clone),
+            workspace: Workspace::default(),
+        }
+    }
 }
 
 impl NtXent {
-    /// τ, the temperature this loss was built with.
+    /// τ, the temperature the next forward uses (a learnt one read from its variable).
     pub fn temperature(&self) -> f64 {
-        self.temperature
+        match &self.log_scale {
+            Some(t) => 1.0 / t.double_value(&[]).min(MAX_LOGIT_SCALE.ln()).exp(),
+            None => self.temperature,
+        }
     }
 }
 
 impl PairLoss for NtXent {
     fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
         check_views("NtXent", z1, z2, 1);
-        if 2 * z1.size()[0] > DENSE_MAX_VIEWS {
-            let tiled = TiledNtXentConfig { temperature: self.temperature, ..Default::default() };
-            return tiled.build().expect("τ was validated").forward(z1, z2);
-        }
-        let logits = two_view_logits(z1, z2, self.temperature); // [2N, 2N]
-        let targets = positive_index(z1.size()[0], z1.device()); // [2N]
-        logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0)
+        let (tiles, tile) = if 2 * z1.size()[0] > DENSE_MAX_VIEWS {
+            (Tiles::Recomputed, TiledNtXentConfig::default().tile)
+        } else {
+            (Tiles::Kept, KEPT_TILE)
+        };
+        let tau = self.temperature();
+        let Some(log_scale) = &self.log_scale else {
+            return symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, &self.workspace).0;
+        };
+        let (loss, z_dot_g) = symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, &self.workspace);
+        // β = 1/τ, clamped (no gradient above the clamp, as CLIP's clipping of the variable).
+        let beta = log_scale.clamp_max(MAX_LOGIT_SCALE.ln()).exp().to_kind(loss.kind());
+        let d_beta = z_dot_g * (tau / 2.0); // 0-dim, detached: ∂L/∂β
+        loss + (&beta - beta.detach()) * d_beta
     }
 }
 
@@ -100,7 +180,11 @@ mod tests {
     use tch::{Device, Kind};
 
     fn loss(tau: f64, z1: &Tensor, z2: &Tensor) -> f64 {
-        NtXentConfig { temperature: tau }.build().unwrap().forward(z1, z2).double_value(&[])
+        NtXentConfig { temperature: tau, ..Default::default() }
+            .build()
+            .unwrap()
+            .forward(z1, z2)
+            .double_value(&[])
     }
 
     #[test]
@@ -134,7 +218,10 @@ mod tests {
     #[test]
     fn half_inputs_are_computed_in_float() {
         let z = Tensor::eye(4, (Kind::Half, Device::Cpu));
-        let l = NtXentConfig { temperature: 0.05 }.build().unwrap().forward(&z, &z);
+        let l = NtXentConfig { temperature: 0.05, ..Default::default() }
+            .build()
+            .unwrap()
+            .forward(&z, &z);
         assert_eq!(l.kind(), Kind::Float);
         let want = (1.0 + 6.0 * (-20.0f64).exp()).ln();
         assert!((l.double_value(&[]) - want).abs() < 1e-6);
@@ -142,10 +229,80 @@ mod tests {
 
     #[test]
     fn non_positive_temperature_is_rejected_naming_the_field() {
-        for tau in [0.0, -1.0, f64::NAN] {
-            let err = NtXentConfig { temperature: tau }.build().unwrap_err().to_string();
+        for tau in [0.0, -1.0, f64::NAN, 0.002] {
+            let cfg = NtXentConfig { temperature: tau, ..Default::default() };
+            let err = cfg.build().unwrap_err().to_string();
             assert!(err.contains("temperature"), "{err}");
         }
+    }
+
+    /// NT-Xent by autograd through the dense softmax, with the logit scale β = 1/τ a tensor.
+    fn dense_with_scale(z1: &Tensor, z2: &Tensor, beta: &Tensor) -> Tensor {
+        let n = z1.size()[0];
+        let z = crate::l2_normalize(&Tensor::cat(&[z1, z2], 0), 1e-12);
+        let mut logits = z.matmul(&z.tr()) * beta; // [2N, 2N]
+        let _ = logits.fill_diagonal_(f64::NEG_INFINITY, false);
+        let targets = (Tensor::arange(2 * n, (Kind::Int64, Device::Cpu)) + n).remainder(2 * n);
+        logits.log_softmax(-1, Kind::Double).nll_loss(&targets)
+    }
+
+    #[test]
+    fn a_learnt_temperature_gets_the_gradient_of_the_dense_form() {
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        vs.set_kind(Kind::Double);
+        let cfg = NtXentConfig { temperature: 0.3, learnable_temperature: true };
+        let loss = cfg.build_in(&vs.root()).unwrap();
+        let var = vs.variables().remove("logit_scale").expect("the variable logit_scale");
+        let z1 = Tensor::randn([6, 4], (Kind::Double, Device::Cpu)).set_requires_grad(true);
+        let z2 = Tensor::randn([6, 4], (Kind::Double, Device::Cpu)).set_requires_grad(true);
+        let l = loss.forward(&z1, &z2);
+        let got = Tensor::run_backward(&[&l], &[&var, &z1, &z2], false, false);
+        let t = var.detach().set_requires_grad(true);
+        let want_l = dense_with_scale(&z1, &z2, &t.exp());
+        let want = Tensor::run_backward(&[&want_l], &[&t, &z1, &z2], false, false);
+        assert!((l.double_value(&[]) - want_l.double_value(&[])).abs() < 1e-12);
+        for (g, w) in got.iter().zip(&want) {
+            let err = f64::try_from((g - w).abs().max()).unwrap();
+            assert!(err < 1e-12, "gradient off by {err}: {g} vs {w}");
+        }
+        assert!((loss.temperature() - 0.3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_learnt_scale_above_100_is_clamped_and_gets_no_gradient() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = NtXentConfig { temperature: 0.5, learnable_temperature: true };
+        let loss = cfg.build_in(&vs.root()).unwrap();
+        let mut var = vs.variables().remove("logit_scale").unwrap();
+        let _ = tch::no_grad(|| var.fill_(200f64.ln()));
+        assert!((loss.temperature() - 0.01).abs() < 1e-9);
+        let z = Tensor::eye(3, (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let l = loss.forward(&z, &z);
+        let g = Tensor::run_backward(&[&l], &[&var], false, false).remove(0);
+        assert_eq!(g.double_value(&[]), 0.0);
+        let want = (1.0 + 4.0 * (-100f64).exp()).ln(); // orthonormal rows at τ = 0.01
+        assert!((l.double_value(&[]) - want).abs() < 1e-6, "{l}");
+    }
+
+    #[test]
+    fn a_learnt_temperature_without_a_variable_store_is_rejected_naming_the_field() {
+        let cfg = NtXentConfig { learnable_temperature: true, ..Default::default() };
+        let err = cfg.build().unwrap_err().to_string();
+        assert!(err.contains("learnable_temperature") && err.contains("build_in"), "{err}");
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cold = NtXentConfig { temperature: 0.005, learnable_temperature: true };
+        let err = cold.build_in(&vs.root()).unwrap_err().to_string();
+        assert!(err.contains("temperature"), "{err}");
+    }
+
+    #[test]
+    fn a_second_call_reusing_the_scratch_buffer_gives_the_same_value() {
+        let loss = NtXentConfig::default().build().unwrap();
+        let z1 = Tensor::randn([9, 5], (Kind::Float, Device::Cpu));
+        let z2 = Tensor::randn([9, 5], (Kind::Float, Device::Cpu));
+        let first = loss.forward(&z1, &z2).double_value(&[]);
+        let _ = loss.forward(&z2, &z2);
+        assert_eq!(loss.forward(&z1, &z2).double_value(&[]), first);
     }
 
     #[test]

@@ -112,7 +112,10 @@ mod tests {
         let y = Tensor::arange(6, (Kind::Int64, Device::Cpu));
         let sup =
             SupConConfig { temperature: 0.3 }.build().unwrap().forward_with_labels(&z1, &z2, &y);
-        let nt = NtXentConfig { temperature: 0.3 }.build().unwrap().forward(&z1, &z2);
+        let nt = NtXentConfig { temperature: 0.3, ..Default::default() }
+            .build()
+            .unwrap()
+            .forward(&z1, &z2);
         assert!((sup - nt).abs().double_value(&[]) < 1e-12);
     }
 

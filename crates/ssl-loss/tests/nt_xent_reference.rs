@@ -28,7 +28,10 @@ fn sample(n: i64, d: i64, seed: i64) -> (Tensor, Tensor) {
 fn matches_the_f64_loop_reference() {
     for (n, d, tau) in [(1, 3, 0.5), (3, 4, 0.1), (16, 8, 0.2), (7, 32, 1.0)] {
         let (z1, z2) = sample(n, d, n);
-        let got = NtXentConfig { temperature: tau }.build().unwrap().forward(&z1, &z2);
+        let got = NtXentConfig { temperature: tau, ..Default::default() }
+            .build()
+            .unwrap()
+            .forward(&z1, &z2);
         let want = reference(&rows(&z1), &rows(&z2), tau);
         assert!((got.double_value(&[]) - want).abs() < 1e-10 * want.abs().max(1.0), "n = {n}");
     }
@@ -37,7 +40,7 @@ fn matches_the_f64_loop_reference() {
 #[test]
 fn float_matches_the_reference_to_float_precision() {
     let (z1, z2) = sample(64, 16, 3);
-    let loss = NtXentConfig { temperature: 0.1 }.build().unwrap();
+    let loss = NtXentConfig { temperature: 0.1, ..Default::default() }.build().unwrap();
     let got = loss.forward(&z1.to_kind(Kind::Float), &z2.to_kind(Kind::Float));
     let want = reference(&rows(&z1), &rows(&z2), 0.1);
     assert!((got.double_value(&[]) - want).abs() < 1e-5 * want);
@@ -45,7 +48,7 @@ fn float_matches_the_reference_to_float_precision() {
 
 #[test]
 fn is_symmetric_permutation_and_scale_invariant() {
-    let loss = NtXentConfig { temperature: 0.3 }.build().unwrap();
+    let loss = NtXentConfig { temperature: 0.3, ..Default::default() }.build().unwrap();
     let (z1, z2) = sample(9, 5, 11);
     let base = loss.forward(&z1, &z2);
     assert_close(&loss.forward(&z2, &z1), &base, 1e-12, 0.0);
@@ -62,14 +65,14 @@ fn is_symmetric_permutation_and_scale_invariant() {
 
 #[test]
 fn gradient_matches_finite_differences() {
-    let loss = NtXentConfig { temperature: 0.5 }.build().unwrap();
+    let loss = NtXentConfig { temperature: 0.5, ..Default::default() }.build().unwrap();
     let (z1, z2) = sample(4, 5, 5);
     pair_grad_check(|a, b| loss.forward(a, b), &z1, &z2, 1e-6, 1e-4);
 }
 
 #[test]
 fn twenty_sgd_steps_on_the_embeddings_lower_the_loss() {
-    let loss = NtXentConfig { temperature: 0.5 }.build().unwrap();
+    let loss = NtXentConfig { temperature: 0.5, ..Default::default() }.build().unwrap();
     let (z1, z2) = sample(8, 4, 2);
     let (start, end) = descend(|z1| loss.forward(z1, &z2), &z1, 0.5, 20);
     assert!(end < start - 0.1, "{start} -> {end}");

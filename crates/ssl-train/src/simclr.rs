@@ -36,7 +36,7 @@ impl SimClr {
             ..ProjectionHeadConfig::simclr(backbone.feature_dim())
         };
         let head = ProjectionHead::new(&(p / "head"), &head_cfg)?;
-        Ok(Self { backbone, head, loss: cfg.loss.build()? })
+        Ok(Self { backbone, head, loss: cfg.loss.build_in(&(p / "loss"))? })
     }
 
     /// The backbone f, whose pooled features h are what evaluation uses.
