@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use tch::Device;
 
+pub mod loss_cases;
+
 /// A device a benchmark runs on, with the prefix its benchmark names carry (`cpu/…`).
 #[derive(Debug, Clone, Copy)]
 pub struct BenchDevice(Device);

@@ -4,6 +4,7 @@
 //! installs libtorch (PyTorch 2.11.0 from PyPI), installs Fashion-MNIST and writes the git-ignored
 //! `.cargo/libtorch.toml` so that plain `cargo build` / `cargo test` work afterwards.
 
+mod bench_loss;
 mod ci;
 mod dataset;
 mod libtorch;
@@ -46,6 +47,9 @@ enum Command {
     },
     /// Set up, then run fmt --check, clippy -D warnings, the tests and rustdoc -D warnings.
     Ci(SetupArgs),
+    /// Set up, then time every loss (forward + backward) next to PyTorch eager and the GEMM
+    /// floor; writes target/bench/loss.json and the table in docs/benchmarks.md (~15 min).
+    BenchLoss(SetupArgs),
     /// Check the crate dependency direction and that every .rs file opens with `//!`.
     Tidy,
 }
@@ -81,6 +85,10 @@ fn main() -> Result<()> {
         Command::Ci(args) => {
             setup::run(&args)?;
             ci::all()
+        }
+        Command::BenchLoss(args) => {
+            let env = setup::run(&args)?;
+            bench_loss::run(&env)
         }
         Command::Tidy => tidy::check(&shell::workspace_root()),
     }

@@ -29,7 +29,7 @@ use crate::ops::{check_views, l2_normalize, unit_pair, upcast};
 /// assert!((a - 2.0).abs() < 1e-12); // ‖e₁ − e₂‖² = 2
 /// ```
 pub fn alignment(z1: &Tensor, z2: &Tensor, alpha: f64) -> Tensor {
-    check_views("alignment", z1, z2, 1);
+    check_views("alignment", z1, z2, 1).unwrap_or_else(|e| panic!("{e}"));
     let (a, b) = unit_pair(z1, z2); // [N, D] each
     let dist = (a - b).norm_scalaropt_dim(2, [1i64].as_slice(), false); // [N]
     dist.pow_tensor_scalar(alpha).mean(dist.kind())

@@ -104,8 +104,8 @@ impl ClipLoss {
 }
 
 impl PairLoss for ClipLoss {
-    fn forward(&self, x: &Tensor, y: &Tensor) -> Tensor {
-        check_views("ClipLoss", x, y, 1);
+    fn f_forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        check_views("ClipLoss", x, y, 1)?;
         let n = x.size()[0];
         let (x, y) = unit_pair(x, y); // [N, D] each
         let scale = self.log_scale.clamp_max(self.max_log_scale).exp().to_kind(x.kind()); // []
@@ -113,7 +113,7 @@ impl PairLoss for ClipLoss {
         let targets = Tensor::arange(n, (Kind::Int64, x.device())); // [N]
         let ce =
             |l: &Tensor| l.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0);
-        (ce(&logits) + ce(&logits.tr())) * 0.5
+        Ok((ce(&logits) + ce(&logits.tr())) * 0.5)
     }
 }
 

@@ -85,8 +85,8 @@ pub struct Dcl {
 }
 
 impl PairLoss for Dcl {
-    fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
-        check_views("Dcl", z1, z2, 2);
+    fn f_forward(&self, z1: &Tensor, z2: &Tensor) -> Result<Tensor> {
+        check_views("Dcl", z1, z2, 2)?;
         let n = z1.size()[0];
         let logits = two_view_logits(z1, z2, self.cfg.temperature); // [2N, 2N], diagonal −∞
         let pos_idx = positive_index(n, z1.device()).unsqueeze(1); // [2N, 1]
@@ -105,7 +105,7 @@ impl PairLoss for Dcl {
             }
         };
         let per_anchor = positive + negatives; // [2N]
-        per_anchor.mean(per_anchor.kind())
+        Ok(per_anchor.mean(per_anchor.kind()))
     }
 }
 

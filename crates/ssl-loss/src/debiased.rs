@@ -74,7 +74,7 @@ pub struct Debiased {
 }
 
 impl PairLoss for Debiased {
-    fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
+    fn f_forward(&self, z1: &Tensor, z2: &Tensor) -> Result<Tensor> {
         let DebiasedConfig { temperature, tau_plus } = self.cfg;
         debiased_loss("Debiased", z1, z2, HardNegativeConfig { temperature, beta: 0.0, tau_plus })
     }

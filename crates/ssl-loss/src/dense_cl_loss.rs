@@ -2,6 +2,7 @@
 
 use tch::Tensor;
 
+use crate::error::ensure;
 use crate::ops::l2_normalize;
 use crate::{InfoNce, InfoNceConfig, Result};
 
@@ -66,7 +67,7 @@ impl DenseClLossConfig {
 /// assert!((l.double_value(&[]) - (1.0 + 2.0 * (-1f64).exp()).ln()).abs() < 1e-12);
 /// # Ok::<(), ssl_loss::LossError>(())
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DenseClLoss {
     info_nce: InfoNce,
 }
@@ -77,16 +78,29 @@ impl DenseClLoss {
     /// # Panics
     /// When the features are not `[N, C, S]` and `[N, C, S′]` with the same N and C.
     pub fn correspondence(&self, query_features: &Tensor, key_features: &Tensor) -> Tensor {
+        self.f_correspondence(query_features, key_features).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`DenseClLoss::correspondence`], returning the shape error.
+    ///
+    /// # Errors
+    /// [`crate::LossError::Shape`] when the features are not `[N, C, S]` and `[N, C, S′]`.
+    pub fn f_correspondence(
+        &self,
+        query_features: &Tensor,
+        key_features: &Tensor,
+    ) -> Result<Tensor> {
         let (a, b) = (query_features.size(), key_features.size());
-        assert!(
-            a.len() == 3 && b.len() == 3 && a[..2] == b[..2],
-            "DenseClLoss: query_features {a:?} and key_features {b:?} must be [N, C, S] with the same N, C"
-        );
-        tch::no_grad(|| {
+        ensure(a.len() == 3 && b.len() == 3 && a[..2] == b[..2], "DenseClLoss", || {
+            format!(
+                "query_features {a:?} and key_features {b:?} must be [N, C, S] with the same N, C"
+            )
+        })?;
+        Ok(tch::no_grad(|| {
             let fq = l2_normalize(&query_features.transpose(1, 2), 1e-12); // [N, S, C]
             let fk = l2_normalize(&key_features.transpose(1, 2), 1e-12); // [N, S′, C]
             fq.bmm(&fk.transpose(1, 2)).argmax(2, false) // [N, S, S′] → [N, S]
-        })
+        }))
     }
 
     /// The mean per-location InfoNCE, as documented on [`DenseClLoss`].
@@ -101,29 +115,46 @@ impl DenseClLoss {
         key_features: &Tensor,
         negatives: &Tensor,
     ) -> Tensor {
+        self.f_forward(query, key, query_features, key_features, negatives)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`DenseClLoss::forward`], returning the shape error.
+    ///
+    /// # Errors
+    /// [`crate::LossError::Shape`] in the cases listed under `# Panics` on [`DenseClLoss`].
+    pub fn f_forward(
+        &self,
+        query: &Tensor,
+        key: &Tensor,
+        query_features: &Tensor,
+        key_features: &Tensor,
+        negatives: &Tensor,
+    ) -> Result<Tensor> {
         let (q, k, fq) = (query.size(), key.size(), query_features.size());
-        assert!(
-            q.len() == 3
-                && k.len() == 3
-                && q[..2] == k[..2]
-                && fq.len() == 3
-                && fq[0] == q[0]
-                && fq[2] == q[2],
-            "DenseClLoss: query {q:?}, key {k:?} must be [N, D, S] and [N, D, S′], with \
-             query_features {fq:?} = [N, C, S]"
-        );
-        assert!(
-            key_features.size().len() == 3 && key_features.size()[2] == k[2],
-            "DenseClLoss: key_features {:?} must be [N, C, S′] for key {k:?}",
-            key_features.size()
-        );
+        let ok = q.len() == 3
+            && k.len() == 3
+            && q[..2] == k[..2]
+            && fq.len() == 3
+            && fq[0] == q[0]
+            && fq[2] == q[2];
+        ensure(ok, "DenseClLoss", || {
+            format!(
+                "query {q:?}, key {k:?} must be [N, D, S] and [N, D, S′], with query_features \
+                 {fq:?} = [N, C, S]"
+            )
+        })?;
+        let fk = key_features.size();
+        ensure(fk.len() == 3 && fk[2] == k[2], "DenseClLoss", || {
+            format!("key_features {fk:?} must be [N, C, S′] for key {k:?}")
+        })?;
         let (n, d, s) = (q[0], q[1], q[2]);
-        let idx = self.correspondence(query_features, key_features); // [N, S]
+        let idx = self.f_correspondence(query_features, key_features)?; // [N, S]
         let key_locations = key.transpose(1, 2); // [N, S′, D]
         let matched = key_locations.gather(1, &idx.unsqueeze(2).expand([n, s, d], false), false); // [N, S, D]
         let r = query.transpose(1, 2).reshape([n * s, d]); // [N·S, D]
         let t = matched.reshape([n * s, d]); // [N·S, D]
-        self.info_nce.forward_with_negatives(&r, &t, negatives)
+        self.info_nce.f_forward_with_negatives(&r, &t, negatives)
     }
 }
 

@@ -14,6 +14,14 @@ pub enum LossError {
         /// What the field must satisfy.
         reason: &'static str,
     },
+    /// Inputs whose shapes break the loss's contract; the message names them.
+    #[error("{loss}: {detail}")]
+    Shape {
+        /// The loss (or function) that was called.
+        loss: &'static str,
+        /// The offending shapes and what they must be.
+        detail: String,
+    },
     /// An error raised by libtorch.
     #[error(transparent)]
     Tch(#[from] tch::TchError),
@@ -21,6 +29,15 @@ pub enum LossError {
 
 /// `Result` with [`LossError`] as the default error.
 pub type Result<T, E = LossError> = std::result::Result<T, E>;
+
+/// `Ok` when `ok`, else [`LossError::Shape`] for `loss` with the message `detail()`.
+pub(crate) fn ensure(ok: bool, loss: &'static str, detail: impl FnOnce() -> String) -> Result<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(LossError::Shape { loss, detail: detail() })
+    }
+}
 
 /// Checks that a softmax temperature τ is a finite positive number.
 pub(crate) fn check_temperature(temperature: f64) -> Result<()> {

@@ -99,19 +99,19 @@ pub struct HardNegative {
 }
 
 impl PairLoss for HardNegative {
-    fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
+    fn f_forward(&self, z1: &Tensor, z2: &Tensor) -> Result<Tensor> {
         debiased_loss("HardNegative", z1, z2, self.cfg)
     }
 }
 
 /// The shared computation of [`HardNegative`] and [`crate::Debiased`].
 pub(crate) fn debiased_loss(
-    loss: &str,
+    loss: &'static str,
     z1: &Tensor,
     z2: &Tensor,
     cfg: HardNegativeConfig,
-) -> Tensor {
-    check_views(loss, z1, z2, 2);
+) -> Result<Tensor> {
+    check_views(loss, z1, z2, 2)?;
     let n = z1.size()[0];
     let HardNegativeConfig { temperature: tau, beta, tau_plus } = cfg;
     let m = (2 * n - 2) as f64;
@@ -133,7 +133,7 @@ pub(crate) fn debiased_loss(
     let floor = (-1.0 / tau - &shift).exp() * m; // [2N, 1]: M e^{−1/τ}, shifted
     let n_g = ((&pos * (-tau_plus * m) + reweighted) / (1.0 - tau_plus)).maximum(&floor); // [2N, 1]
     let per_anchor = (&pos + n_g).log() - (pos_logit - shift); // [2N, 1]
-    per_anchor.mean(per_anchor.kind())
+    Ok(per_anchor.mean(per_anchor.kind()))
 }
 
 #[cfg(test)]

@@ -2,8 +2,11 @@
 
 use tch::{Kind, Reduction, Tensor};
 
-use crate::error::check_temperature;
-use crate::ops::{check_views, unit_pair, unit_rows_as};
+use crate::error::ensure;
+use crate::ops::{check_views, unit_pair};
+use crate::queue_tiles;
+use crate::symmetric_tiles::check_shift_temperature;
+use crate::workspace::Workspace;
 use crate::{PairLoss, Result};
 
 /// Settings of [`InfoNce`].
@@ -27,10 +30,10 @@ impl InfoNceConfig {
     /// Validates the config and builds the loss.
     ///
     /// # Errors
-    /// [`crate::LossError::InvalidConfig`] when `temperature` is not a finite positive number.
+    /// [`crate::LossError::InvalidConfig`] when `temperature` is not a finite number ≥ 2/700.
     pub fn build(self) -> Result<InfoNce> {
-        check_temperature(self.temperature)?;
-        Ok(InfoNce { temperature: self.temperature })
+        check_shift_temperature(self.temperature)?;
+        Ok(InfoNce { temperature: self.temperature, workspace: Workspace::default() })
     }
 }
 
@@ -50,8 +53,15 @@ impl InfoNceConfig {
 /// [`InfoNce::forward_with_negatives`] takes the K negatives explicitly (MoCo's queue, which
 /// this loss never holds); [`PairLoss::forward`] uses the other N − 1 keys of the batch as the
 /// negatives (MoCo v3's `ctr(q, k)` without its 2τ factor). The caller detaches the keys when
-/// they come from a momentum encoder. Logits go through the fused `log_softmax` of
-/// `cross_entropy`; f16 / bf16 inputs are upcast to f32, f64 stays f64.
+/// they come from a momentum encoder.
+///
+/// Against a queue, the `[N, K]` logits are never stored: column tiles of e^{q̂·n̂/τ − 1/τ}
+/// (unit rows bound every logit by 1/τ) give the row sums and their share of the query
+/// gradient while in cache, which is attached through a surrogate (first derivatives only),
+/// so the work is the two `[N, K] × D` products of the logits and ∂L/∂q, in one reused
+/// `N × tile` scratch buffer. The in-batch form goes through the fused `log_softmax` of
+/// `cross_entropy`. f16 / bf16 inputs are upcast to f32, f64 stays f64, τ < 0.025 in f32 is
+/// computed in f64.
 ///
 /// # Shapes
 /// `q`, `k`: `[N, D]` (row `i` of each from sample `i`), `negatives`: `[K, D]` → 0-dim mean.
@@ -69,9 +79,10 @@ impl InfoNceConfig {
 /// assert!((l.double_value(&[]) - (1.0 + 3.0 * (-1f64).exp()).ln()).abs() < 1e-12);
 /// # Ok::<(), ssl_loss::LossError>(())
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct InfoNce {
     temperature: f64,
+    workspace: Workspace,
 }
 
 impl InfoNce {
@@ -85,29 +96,37 @@ impl InfoNce {
     /// # Panics
     /// As documented on [`InfoNce`].
     pub fn forward_with_negatives(&self, q: &Tensor, k: &Tensor, negatives: &Tensor) -> Tensor {
-        check_views("InfoNce", q, k, 1);
+        self.f_forward_with_negatives(q, k, negatives).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`InfoNce::forward_with_negatives`], returning the shape error.
+    ///
+    /// # Errors
+    /// [`crate::LossError::Shape`] when `q` and `k` are not both `[N, D]` with N ≥ 1, or
+    /// `negatives` is not `[K, D]`.
+    pub fn f_forward_with_negatives(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        negatives: &Tensor,
+    ) -> Result<Tensor> {
+        check_views("InfoNce", q, k, 1)?;
         let (sq, sn) = (q.size(), negatives.size());
-        assert!(
-            sn.len() == 2 && sn[1] == sq[1],
-            "InfoNce: negatives {sn:?} must be [K, D] with the D of q {sq:?}"
-        );
-        let (q, k) = unit_pair(q, k); // [N, D] each
-        let negatives = unit_rows_as(negatives, q.kind()); // [K, D]
-        let positive = (&q * &k).sum_dim_intlist([1i64].as_slice(), true, q.kind()); // [N, 1]
-        let logits = Tensor::cat(&[positive, q.matmul(&negatives.tr())], 1) / self.temperature; // [N, 1 + K]
-        let targets = Tensor::zeros([sq[0]], (Kind::Int64, q.device())); // [N]
-        logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0)
+        ensure(sn.len() == 2 && sn[1] == sq[1], "InfoNce", || {
+            format!("negatives {sn:?} must be [K, D] with the D of q {sq:?}")
+        })?;
+        Ok(queue_tiles::info_nce(q, k, negatives, self.temperature, &self.workspace))
     }
 }
 
 impl PairLoss for InfoNce {
-    fn forward(&self, q: &Tensor, k: &Tensor) -> Tensor {
-        check_views("InfoNce", q, k, 1);
+    fn f_forward(&self, q: &Tensor, k: &Tensor) -> Result<Tensor> {
+        check_views("InfoNce", q, k, 1)?;
         let n = q.size()[0];
         let (q, k) = unit_pair(q, k); // [N, D] each
         let logits = q.matmul(&k.tr()) / self.temperature; // [N, N]; the diagonal is positive
         let targets = Tensor::arange(n, (Kind::Int64, q.device())); // [N]
-        logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0)
+        Ok(logits.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0))
     }
 }
 
@@ -151,6 +170,14 @@ mod tests {
     fn non_positive_temperature_is_rejected_naming_the_field() {
         let err = InfoNceConfig { temperature: 0.0 }.build().unwrap_err().to_string();
         assert!(err.contains("temperature"), "{err}");
+    }
+
+    #[test]
+    fn f_forward_with_negatives_returns_the_shape_error() {
+        let q = Tensor::zeros([2, 3], (Kind::Float, Device::Cpu));
+        let queue = Tensor::zeros([5], (Kind::Float, Device::Cpu));
+        let err = info_nce(0.2).f_forward_with_negatives(&q, &q, &queue).unwrap_err();
+        assert!(err.to_string().contains("negatives [5] must be [K, D]"), "{err}");
     }
 
     #[test]

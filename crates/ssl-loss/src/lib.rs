@@ -29,6 +29,7 @@ mod negative_cosine;
 mod nt_xent;
 mod ops;
 mod pair_loss;
+mod queue_tiles;
 mod sig_lip_loss;
 mod sup_con;
 mod swav_loss;

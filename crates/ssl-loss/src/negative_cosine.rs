@@ -78,22 +78,36 @@ impl NegativeCosine {
     /// # Panics
     /// When the four inputs are not all `[N, D]` of one shape.
     pub fn forward_symmetric(&self, p1: &Tensor, z1: &Tensor, p2: &Tensor, z2: &Tensor) -> Tensor {
-        check_views("NegativeCosine", p1, p2, 1);
-        check_views("NegativeCosine", z1, z2, 1);
-        (self.forward(p1, z2) + self.forward(p2, z1)) * 0.5
+        self.f_forward_symmetric(p1, z1, p2, z2).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`NegativeCosine::forward_symmetric`], returning the shape error.
+    ///
+    /// # Errors
+    /// [`crate::LossError::Shape`] when the four inputs are not all `[N, D]` of one shape.
+    pub fn f_forward_symmetric(
+        &self,
+        p1: &Tensor,
+        z1: &Tensor,
+        p2: &Tensor,
+        z2: &Tensor,
+    ) -> Result<Tensor> {
+        check_views("NegativeCosine", p1, p2, 1)?;
+        check_views("NegativeCosine", z1, z2, 1)?;
+        Ok((self.f_forward(p1, z2)? + self.f_forward(p2, z1)?) * 0.5)
     }
 }
 
 impl PairLoss for NegativeCosine {
-    fn forward(&self, p: &Tensor, z: &Tensor) -> Tensor {
-        check_views("NegativeCosine", p, z, 1);
+    fn f_forward(&self, p: &Tensor, z: &Tensor) -> Result<Tensor> {
+        check_views("NegativeCosine", p, z, 1)?;
         let (p, z) = unit_pair(p, z); // [N, D] each
         let cos = (&p * &z).sum_dim_intlist([1i64].as_slice(), false, p.kind()); // [N]
         let neg = -cos.mean(p.kind());
-        match self.form {
+        Ok(match self.form {
             CosineForm::NegativeCosine => neg,
             CosineForm::NormalizedMse => neg * 2.0 + 2.0,
-        }
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 use tch::{nn, Tensor};
 
 use crate::ops::check_views;
-use crate::symmetric_tiles::{self, check_nt_xent_temperature, Tiles};
+use crate::symmetric_tiles::{self, check_shift_temperature, Tiles};
 use crate::workspace::Workspace;
 use crate::{LossError, PairLoss, Result, TiledNtXentConfig};
 
@@ -52,7 +52,7 @@ impl NtXentConfig {
                 reason: "a learnt temperature needs a variable store: use NtXentConfig::build_in",
             });
         }
-        check_nt_xent_temperature(self.temperature)?;
+        check_shift_temperature(self.temperature)?;
         Ok(NtXent {
             temperature: self.temperature,
             log_scale: None,
@@ -69,7 +69,7 @@ impl NtXentConfig {
         if !self.learnable_temperature {
             return self.build();
         }
-        check_nt_xent_temperature(self.temperature)?;
+        check_shift_temperature(self.temperature)?;
         if 1.0 / self.temperature > MAX_LOGIT_SCALE {
             return Err(LossError::InvalidConfig {
                 field: "temperature",
@@ -155,8 +155,8 @@ impl NtXent {
 }
 
 impl PairLoss for NtXent {
-    fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
-        check_views("NtXent", z1, z2, 1);
+    fn f_forward(&self, z1: &Tensor, z2: &Tensor) -> Result<Tensor> {
+        check_views("NtXent", z1, z2, 1)?;
         let (tiles, tile) = if 2 * z1.size()[0] > DENSE_MAX_VIEWS {
             (Tiles::Recomputed, TiledNtXentConfig::default().tile)
         } else {
@@ -164,13 +164,13 @@ impl PairLoss for NtXent {
         };
         let tau = self.temperature();
         let Some(log_scale) = &self.log_scale else {
-            return symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, &self.workspace).0;
+            return Ok(symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, &self.workspace).0);
         };
         let (loss, z_dot_g) = symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, &self.workspace);
         // β = 1/τ, clamped (no gradient above the clamp, as CLIP's clipping of the variable).
         let beta = log_scale.clamp_max(MAX_LOGIT_SCALE.ln()).exp().to_kind(loss.kind());
         let d_beta = z_dot_g * (tau / 2.0); // 0-dim, detached: ∂L/∂β
-        loss + (&beta - beta.detach()) * d_beta
+        Ok(loss + (&beta - beta.detach()) * d_beta)
     }
 }
 
@@ -303,6 +303,15 @@ mod tests {
         let first = loss.forward(&z1, &z2).double_value(&[]);
         let _ = loss.forward(&z2, &z2);
         assert_eq!(loss.forward(&z1, &z2).double_value(&[]), first);
+    }
+
+    #[test]
+    fn f_forward_returns_the_shape_error_naming_both_shapes() {
+        let a = Tensor::zeros([4, 8], (Kind::Float, Device::Cpu));
+        let b = Tensor::zeros([3, 8], (Kind::Float, Device::Cpu));
+        let err = NtXentConfig::default().build().unwrap().f_forward(&a, &b).unwrap_err();
+        assert!(matches!(err, crate::LossError::Shape { loss: "NtXent", .. }), "{err:?}");
+        assert!(err.to_string().contains("z1 [4, 8] and z2 [3, 8]"), "{err}");
     }
 
     #[test]

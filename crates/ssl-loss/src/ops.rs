@@ -2,6 +2,9 @@
 
 use tch::{Kind, Tensor};
 
+use crate::error::ensure;
+use crate::Result;
+
 /// Divides each row of `x` by its L2 norm, `x / max(‖x‖₂, eps)` (PyTorch `F.normalize`).
 ///
 /// # Shapes
@@ -48,12 +51,11 @@ pub(crate) fn unit_rows_as(x: &Tensor, kind: Kind) -> Tensor {
 }
 
 /// Checks the two-view contract: `z1` and `z2` both `[N, D]` with the same N ≥ `min_n` and D.
-pub(crate) fn check_views(loss: &str, z1: &Tensor, z2: &Tensor, min_n: i64) {
+pub(crate) fn check_views(loss: &'static str, z1: &Tensor, z2: &Tensor, min_n: i64) -> Result<()> {
     let (s1, s2) = (z1.size(), z2.size());
-    assert!(
-        s1.len() == 2 && s1 == s2 && s1[0] >= min_n,
-        "{loss}: z1 {s1:?} and z2 {s2:?} must both be [N, D] with N >= {min_n}"
-    );
+    ensure(s1.len() == 2 && s1 == s2 && s1[0] >= min_n, loss, || {
+        format!("z1 {s1:?} and z2 {s2:?} must both be [N, D] with N >= {min_n}")
+    })
 }
 
 /// The 2N views `[z1; z2]` with unit rows, f16 / bf16 upcast to f32: `[2N, D]`.

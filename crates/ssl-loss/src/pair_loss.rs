@@ -4,11 +4,22 @@ use std::fmt::Debug;
 
 use tch::Tensor;
 
+use crate::Result;
+
 /// A loss on two batches of embeddings whose rows `i` are the two views of sample `i`.
 pub trait PairLoss: Debug + Send {
     /// The mean loss over the batch, a 0-dim tensor.
     ///
+    /// # Errors
+    /// [`crate::LossError::Shape`], naming both shapes, when `z1` and `z2` do not match the
+    /// loss's contract.
+    fn f_forward(&self, z1: &Tensor, z2: &Tensor) -> Result<Tensor>;
+
+    /// [`PairLoss::f_forward`], for callers whose shapes are right by construction.
+    ///
     /// # Panics
     /// When the shapes of `z1` and `z2` do not match the loss's contract.
-    fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor;
+    fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
+        self.f_forward(z1, z2).unwrap_or_else(|e| panic!("{e}"))
+    }
 }

@@ -82,14 +82,14 @@ impl SigLipLoss {
 }
 
 impl PairLoss for SigLipLoss {
-    fn forward(&self, x: &Tensor, y: &Tensor) -> Tensor {
-        check_views("SigLipLoss", x, y, 1);
+    fn f_forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
+        check_views("SigLipLoss", x, y, 1)?;
         let n = x.size()[0];
         let (x, y) = unit_pair(x, y); // [N, D] each
         let (scale, bias) = (self.log_scale.exp().to_kind(x.kind()), self.bias.to_kind(x.kind()));
         let logits = x.matmul(&y.tr()) * scale + bias; // [N, N]
         let signs = Tensor::eye(n, (x.kind(), x.device())) * 2.0 - 1.0; // [N, N]: +1 diagonal
-        -(logits * signs).log_sigmoid().sum(x.kind()) / n as f64
+        Ok(-(logits * signs).log_sigmoid().sum(x.kind()) / n as f64)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::error::check_temperature;
+use crate::error::{check_temperature, ensure};
 use crate::ops::{check_views, two_view_logits};
 use crate::Result;
 
@@ -76,26 +76,37 @@ impl SupCon {
     /// # Panics
     /// As documented on [`SupCon`].
     pub fn forward_with_labels(&self, z1: &Tensor, z2: &Tensor, labels: &Tensor) -> Tensor {
-        check_views("SupCon", z1, z2, 1);
+        self.f_forward_with_labels(z1, z2, labels).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`SupCon::forward_with_labels`], returning the shape error.
+    ///
+    /// # Errors
+    /// [`crate::LossError::Shape`] when `z1` and `z2` are not both `[N, D]`, or `labels` is
+    /// not `[N]`.
+    pub fn f_forward_with_labels(
+        &self,
+        z1: &Tensor,
+        z2: &Tensor,
+        labels: &Tensor,
+    ) -> Result<Tensor> {
+        check_views("SupCon", z1, z2, 1)?;
         let n = z1.size()[0];
-        assert!(
-            labels.size() == [n],
-            "SupCon: labels {:?} must be [N] for z1 {:?}",
-            labels.size(),
-            z1.size()
-        );
+        ensure(labels.size() == [n], "SupCon", || {
+            format!("labels {:?} must be [N] for z1 {:?}", labels.size(), z1.size())
+        })?;
         let logits = two_view_logits(z1, z2, self.temperature); // [2N, 2N], diagonal −∞
         let log_prob = logits.log_softmax(1, logits.kind()); // [2N, 2N]
         let y = Tensor::cat(&[labels, labels], 0).to_device(logits.device()); // [2N]
         let not_self = Tensor::eye(2 * n, (Kind::Float, logits.device())).eq(0.0); // [2N, 2N]
-        let positive = y.unsqueeze(1).eq_tensor(&y.unsqueeze(0)).logical_and(&not_self); // [2N, 2N]
-                                                                                         // Zero the non-positives (the diagonal's −∞ included) before summing.
+                                                                                   // [2N, 2N]: same label, not self. Zero the rest (the diagonal's −∞ included) before summing.
+        let positive = y.unsqueeze(1).eq_tensor(&y.unsqueeze(0)).logical_and(&not_self);
         let zero = Tensor::zeros([], (log_prob.kind(), log_prob.device()));
         let picked = log_prob.where_self(&positive, &zero); // [2N, 2N]
         let kind = log_prob.kind();
         let count = positive.sum_dim_intlist([1i64].as_slice(), false, kind); // [2N], ≥ 1
         let per_anchor = -picked.sum_dim_intlist([1i64].as_slice(), false, kind) / count; // [2N]
-        per_anchor.mean(kind)
+        Ok(per_anchor.mean(kind))
     }
 }
 

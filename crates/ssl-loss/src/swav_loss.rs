@@ -2,7 +2,7 @@
 
 use tch::Tensor;
 
-use crate::error::check_temperature;
+use crate::error::{check_temperature, ensure};
 use crate::ops::upcast;
 use crate::{LossError, Result};
 
@@ -120,19 +120,27 @@ impl SwavLoss {
     /// # Panics
     /// As documented on [`SwavLoss`].
     pub fn forward(&self, scores: &[Tensor], n_assign: usize) -> Tensor {
+        self.f_forward(scores, n_assign).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`SwavLoss::forward`], returning the shape error.
+    ///
+    /// # Errors
+    /// [`crate::LossError::Shape`] in the cases listed under `# Panics` on [`SwavLoss`].
+    pub fn f_forward(&self, scores: &[Tensor], n_assign: usize) -> Result<Tensor> {
         let v = scores.len();
-        assert!(v >= 2, "SwavLoss: needs ≥ 2 crops, got {v}");
-        assert!(
-            (1..=v).contains(&n_assign),
-            "SwavLoss: n_assign = {n_assign} must be in 1..={v} (the number of crops)"
-        );
+        ensure(v >= 2, "SwavLoss", || format!("needs ≥ 2 crops, got {v}"))?;
+        ensure((1..=v).contains(&n_assign), "SwavLoss", || {
+            format!("n_assign = {n_assign} must be in 1..={v} (the number of crops)")
+        })?;
         let shape = scores[0].size();
         for (i, s) in scores.iter().enumerate() {
-            assert!(
-                s.size().len() == 2 && s.size() == shape,
-                "SwavLoss: crop {i} has scores {:?}, crop 0 has {shape:?}; all must be [B, K]",
-                s.size()
-            );
+            ensure(s.size().len() == 2 && s.size() == shape, "SwavLoss", || {
+                format!(
+                    "crop {i} has scores {:?}, crop 0 has {shape:?}; all must be [B, K]",
+                    s.size()
+                )
+            })?;
         }
         let kind = upcast(&scores[0]).kind();
         let log_p: Vec<Tensor> = scores
@@ -148,7 +156,7 @@ impl SwavLoss {
                 total += ce / (v - 1) as f64;
             }
         }
-        total / n_assign as f64
+        Ok(total / n_assign as f64)
     }
 }
 
@@ -184,6 +192,13 @@ mod tests {
         assert!(err.to_string().contains("epsilon"), "{err}");
         let cfg = SwavLossConfig { sinkhorn_iterations: 0, ..Default::default() };
         assert!(cfg.build().unwrap_err().to_string().contains("sinkhorn_iterations"));
+        let swav = SwavLossConfig::default().build().unwrap();
+        let one = [Tensor::zeros([4, 6], (Kind::Float, Device::Cpu))];
+        let err = swav.f_forward(&one, 1).unwrap_err().to_string();
+        assert!(err.contains("needs ≥ 2 crops, got 1"), "{err}");
+        let two = [one[0].shallow_clone(), one[0].shallow_clone()];
+        let err = swav.f_forward(&two, 3).unwrap_err().to_string();
+        assert!(err.contains("n_assign = 3 must be in 1..=2"), "{err}");
     }
 
     #[test]

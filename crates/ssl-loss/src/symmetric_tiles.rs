@@ -26,7 +26,7 @@ use crate::{LossError, Result};
 pub(crate) const MIN_TEMPERATURE: f64 = 2.0 / 700.0;
 
 /// Below this τ an f32 computation would underflow (e^{−80} is near f32's smallest normal).
-const MIN_F32_TEMPERATURE: f64 = 2.0 / 80.0;
+pub(crate) const MIN_F32_TEMPERATURE: f64 = 2.0 / 80.0;
 
 /// Whether the exponentiated tiles are kept between the value and the gradient pass
 /// (O(M²/2) scratch) or recomputed there (O(tile²) scratch, 1/3 more products).
@@ -36,8 +36,9 @@ pub(crate) enum Tiles {
     Recomputed,
 }
 
-/// Checks an NT-Xent temperature: finite and ≥ [`MIN_TEMPERATURE`].
-pub(crate) fn check_nt_xent_temperature(temperature: f64) -> Result<()> {
+/// Checks the temperature of a loss computed with the fixed shift 1/τ: finite and
+/// ≥ [`MIN_TEMPERATURE`].
+pub(crate) fn check_shift_temperature(temperature: f64) -> Result<()> {
     check_temperature(temperature)?;
     if temperature < MIN_TEMPERATURE {
         return Err(LossError::InvalidConfig {

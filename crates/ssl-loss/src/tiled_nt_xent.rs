@@ -3,7 +3,7 @@
 use tch::Tensor;
 
 use crate::ops::check_views;
-use crate::symmetric_tiles::{self, check_nt_xent_temperature, Tiles};
+use crate::symmetric_tiles::{self, check_shift_temperature, Tiles};
 use crate::workspace::Workspace;
 use crate::{LossError, PairLoss, Result};
 
@@ -31,7 +31,7 @@ impl TiledNtXentConfig {
     /// # Errors
     /// [`LossError::InvalidConfig`] naming `temperature` (must be ≥ 2/700) or `tile` (≥ 1).
     pub fn build(self) -> Result<TiledNtXent> {
-        check_nt_xent_temperature(self.temperature)?;
+        check_shift_temperature(self.temperature)?;
         if self.tile < 1 {
             return Err(LossError::InvalidConfig {
                 field: "tile",
@@ -88,10 +88,10 @@ pub struct TiledNtXent {
 }
 
 impl PairLoss for TiledNtXent {
-    fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
-        check_views("TiledNtXent", z1, z2, 1);
+    fn f_forward(&self, z1: &Tensor, z2: &Tensor) -> Result<Tensor> {
+        check_views("TiledNtXent", z1, z2, 1)?;
         let (tau, tile) = (self.cfg.temperature, self.cfg.tile);
-        symmetric_tiles::nt_xent(z1, z2, tau, tile, Tiles::Recomputed, &self.workspace).0
+        Ok(symmetric_tiles::nt_xent(z1, z2, tau, tile, Tiles::Recomputed, &self.workspace).0)
     }
 }
 
