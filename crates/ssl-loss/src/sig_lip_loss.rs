@@ -87,7 +87,7 @@ impl PairLoss for SigLipLoss {
         let n = x.size()[0];
         let (x, y) = unit_pair(x, y); // [N, D] each
         let (scale, bias) = (self.log_scale.exp().to_kind(x.kind()), self.bias.to_kind(x.kind()));
-        let logits = x.matmul(&y.tr()) * scale + bias; // [N, N]
+        let logits = (&x * scale).matmul(&y.tr()) + bias; // [N, N]; x scaled before the product
         let signs = Tensor::eye(n, (x.kind(), x.device())) * 2.0 - 1.0; // [N, N]: +1 diagonal
         Ok(-(logits * signs).log_sigmoid().sum(x.kind()) / n as f64)
     }
