@@ -1,4 +1,4 @@
-//! Links `libtorch_cuda` into the bench binaries with `--no-as-needed`, so CUDA is seen on a
+//! Links `libtorch_cuda` into the bench and example binaries with `--no-as-needed`, so CUDA is seen on a
 //! GPU machine (the linker's default `--as-needed` drops it; see crates/ssl-train/build.rs).
 
 use std::path::Path;
@@ -7,7 +7,9 @@ fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     if let Ok(dir) = std::env::var("LIBTORCH") {
         if Path::new(&dir).join("lib").join("libtorch_cuda.so").exists() {
-            println!("cargo:rustc-link-arg-benches=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+            for kind in ["benches", "examples"] {
+                println!("cargo:rustc-link-arg-{kind}=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
+            }
         }
     }
 }

@@ -7,12 +7,14 @@
 //! with glibc's default malloc, which returns large blocks to the kernel when freed, so each
 //! case starts from the memory its inputs take: the peak is read from `VmHWM` after resetting
 //! it (`/proc/self/clear_refs`), minus `VmRSS` before the step. The step is the case's first,
-//! so a loss's scratch buffers count.
+//! so a loss's scratch buffers count. On a CUDA machine every case also runs once on the GPU
+//! (`single_ms` after a synchronise; `peak_mib` null, the RSS says nothing of device memory).
 
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ssl_bench::loss_cases::{step, LossKind, DIM};
+use ssl_bench::BenchDevice;
 use tch::Device;
 
 /// A `kB` field of `/proc/self/status`, in MiB.
@@ -44,6 +46,17 @@ fn main() -> Result<()> {
                  \"peak_mib\": {peak:.1}, \"single_ms\": {ms:.1}}}",
                 loss.name()
             );
+            drop(f);
+            if tch::Cuda::is_available() {
+                let dev = BenchDevice::available().pop().expect("CUDA is listed last");
+                let mut f = step(loss, n, dev.device());
+                let ms = dev.time(1, &mut f).as_secs_f64() * 1e3;
+                println!(
+                    "{{\"loss\": \"{}\", \"n\": {n}, \"dim\": {DIM}, \"device\": \"cuda\", \
+                     \"peak_mib\": null, \"single_ms\": {ms:.1}}}",
+                    loss.name()
+                );
+            }
         }
     }
     Ok(())

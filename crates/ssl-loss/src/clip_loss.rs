@@ -107,9 +107,9 @@ impl PairLoss for ClipLoss {
     fn f_forward(&self, x: &Tensor, y: &Tensor) -> Result<Tensor> {
         check_views("ClipLoss", x, y, 1)?;
         let n = x.size()[0];
-        let (x, y) = unit_pair(x, y); // [N, D] each
         // The 0-dim scale multiplies x before the product: one [N, D] multiply, not an [N, N]
         // one (and its backward).
+        let (x, y) = unit_pair(x, y); // [N, D] each
         let scale = self.log_scale.clamp_max(self.max_log_scale).exp().to_kind(x.kind());
         let logits = (&x * scale).matmul(&y.tr()); // [N, N]
         let targets = Tensor::arange(n, (Kind::Int64, x.device())); // [N]

@@ -1,8 +1,10 @@
 //! Contrastive and self-supervised losses on libtorch tensors.
 //!
-//! Each loss is a small, stateless value built from a validated config (`XConfig::build`), whose
-//! `forward` returns the mean loss as a 0-dim tensor. Negatives are always passed in: no loss
-//! holds a queue or a memory bank. See ARCHITECTURE.md for where this crate sits.
+//! Each loss is a small value built from a validated config (`XConfig::build`), whose `forward`
+//! returns the mean loss as a 0-dim tensor (`f_forward` returns shape errors instead of
+//! panicking). Negatives are always passed in: no loss holds a queue or a memory bank; the
+//! fastest ones keep only a scratch buffer between calls. See ARCHITECTURE.md for where this
+//! crate sits.
 //!
 //! ```
 //! use ssl_loss::{NtXentConfig, PairLoss};
