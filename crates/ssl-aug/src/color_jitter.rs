@@ -1,9 +1,10 @@
-//! Random colour jitter: brightness, contrast and saturation in a random order per sample.
+//! Random colour jitter: brightness, contrast, saturation and hue in a random order per sample.
 
 use tch::{Kind, Tensor};
 
 use crate::aug::check_batch;
 use crate::error::check_probability;
+use crate::hsv::rotate_hue;
 use crate::mask::{mask_tensor, sample_mask};
 use crate::rng::{uniform, uniform_int};
 use crate::{AugError, AugRng, BatchAug, Result};
@@ -19,15 +20,17 @@ pub struct ColorJitterConfig {
     pub contrast: f64,
     /// Saturation factor drawn from `U(max(0, 1 − s), 1 + s)`; no effect on one channel.
     pub saturation: f64,
+    /// Hue shift in turns drawn from `U(−h, h)`, `h ≤ 0.5`; no effect on one channel.
+    pub hue: f64,
     /// Probability of jittering each sample (SimCLR: 0.8).
     pub p: f64,
 }
 
 impl Default for ColorJitterConfig {
-    /// SimCLR's strength-0.5 jitter without hue: `ColorJitter(0.4, 0.4, 0.4)` applied with
-    /// p = 0.8 (Chen et al. 2020, Appendix A).
+    /// SimCLR's colour distortion of strength 0.5: `ColorJitter(0.4, 0.4, 0.4, 0.1)` applied
+    /// with p = 0.8 (Chen et al. 2020, Appendix A, strength s: 0.8s, 0.8s, 0.8s, 0.2s).
     fn default() -> Self {
-        Self { brightness: 0.4, contrast: 0.4, saturation: 0.4, p: 0.8 }
+        Self { brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8 }
     }
 }
 
@@ -35,13 +38,14 @@ impl ColorJitterConfig {
     /// Validates the config and builds the op.
     ///
     /// # Errors
-    /// [`AugError::InvalidConfig`] when a strength is negative or not finite, or `p` is
-    /// outside `[0, 1]`.
+    /// [`AugError::InvalidConfig`] when a strength is negative or not finite, `hue` exceeds
+    /// 0.5, or `p` is outside `[0, 1]`.
     pub fn build(self) -> Result<ColorJitter> {
         for (field, v) in [
             ("brightness", self.brightness),
             ("contrast", self.contrast),
             ("saturation", self.saturation),
+            ("hue", self.hue),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(AugError::InvalidConfig {
@@ -52,20 +56,34 @@ impl ColorJitterConfig {
                 });
             }
         }
+        if self.hue > 0.5 {
+            return Err(AugError::InvalidConfig {
+                op: "color_jitter",
+                field: "hue",
+                value: self.hue.to_string(),
+                reason: "must be ≤ 0.5 (half a turn of the hue circle)",
+            });
+        }
         check_probability("color_jitter", "p", self.p)?;
         Ok(ColorJitter { cfg: self })
     }
 }
 
-/// Randomly changes brightness, contrast and saturation, as torchvision's `ColorJitter`: the
-/// three adjustments run in a random order per sample, each clamped to `[0, 1]`.
+/// Randomly changes brightness, contrast, saturation and hue, as torchvision's `ColorJitter`:
+/// the four adjustments run in a random order per sample, each clamped to `[0, 1]`.
 ///
 /// ```text
 /// brightness(x, b) = clamp(b·x)
 /// contrast(x, c)   = clamp(c·x + (1 − c)·mean(gray(x)))     mean over the whole image
 /// saturation(x, s) = clamp(s·x + (1 − s)·gray(x))
-/// gray(x) = 0.299 R + 0.587 G + 0.114 B  (ITU-R 601-2), or x itself for one channel
+/// hue(x, h)        = hsv→rgb(h_x + h mod 1, s_x, v_x)        (torchvision adjust_hue)
+/// gray(x) = 0.2989 R + 0.587 G + 0.114 B  (torchvision's weights), or x itself for one channel
 /// ```
+///
+/// Each of the four stages is one batched call: the three linear adjustments are the blend
+/// `clamp(α·x + β·mean(gray(x)) + γ·gray(x))` with per-sample (α, β, γ), and the hue rotation
+/// runs only on the samples whose stage it is. With `hue = 0` the order is a permutation of
+/// the other three (the same distribution as torchvision's four with hue as the identity).
 ///
 /// # Shapes
 /// `x`: float `[N, C, H, W]` in `[0, 1]`, C = 1 or 3 → same shape.
@@ -74,7 +92,7 @@ pub struct ColorJitter {
     cfg: ColorJitterConfig,
 }
 
-/// Per-sample factors and order of [`ColorJitter`]; factor 1 leaves the image as it is.
+/// Per-sample factors and order of [`ColorJitter`]; factor 1 (hue 0) leaves the image as it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JitterParams {
     /// Whether sample `i` is jittered at all.
@@ -85,19 +103,22 @@ pub struct JitterParams {
     pub contrast: Vec<f32>,
     /// Saturation factor per sample.
     pub saturation: Vec<f32>,
-    /// The order of the three adjustments per sample: 0 brightness, 1 contrast, 2 saturation.
-    pub order: Vec<[u8; 3]>,
+    /// Hue shift per sample, in turns.
+    pub hue: Vec<f32>,
+    /// The order of the adjustments per sample: 0 brightness, 1 contrast, 2 saturation, 3 hue.
+    pub order: Vec<[u8; 4]>,
 }
 
 impl JitterParams {
-    /// Factors of 1 in the default order for `n` samples: the identity.
+    /// Factors of 1 and hue 0 in the default order for `n` samples: the identity.
     pub fn identity(n: usize) -> Self {
         Self {
             apply: vec![true; n],
             brightness: vec![1.0; n],
             contrast: vec![1.0; n],
             saturation: vec![1.0; n],
-            order: vec![[0, 1, 2]; n],
+            hue: vec![0.0; n],
+            order: vec![[0, 1, 2, 3]; n],
         }
     }
 }
@@ -110,12 +131,12 @@ fn factor(rng: &mut AugRng, strength: f64) -> f32 {
     }
 }
 
-/// Luma of a `[N, C, H, W]` batch as `[N, 1, H, W]`.
+/// Luma of a `[N, C, H, W]` batch as `[N, 1, H, W]` (torchvision's `rgb_to_grayscale` weights).
 pub(crate) fn gray(x: &Tensor) -> Tensor {
     if x.size()[1] == 1 {
         return x.shallow_clone();
     }
-    let w = Tensor::from_slice(&[0.299f32, 0.587, 0.114]).to_device(x.device()).to_kind(x.kind());
+    let w = Tensor::from_slice(&[0.2989f32, 0.587, 0.114]).to_device(x.device()).to_kind(x.kind());
     (x * w.view([1, 3, 1, 1])).sum_dim_intlist([1i64].as_slice(), true, x.kind())
     // [N, 1, H, W]
 }
@@ -124,29 +145,40 @@ fn column(values: &[f32], x: &Tensor) -> Tensor {
     Tensor::from_slice(values).view([-1, 1, 1, 1]).to_device(x.device()).to_kind(x.kind())
 }
 
+/// A uniformly random permutation of `0..K` (Fisher–Yates from the top, as torch's randperm
+/// is uniform; the stream differs).
+fn permutation<const K: usize>(rng: &mut AugRng) -> [u8; K] {
+    let mut order = [0u8; K];
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i as u8;
+    }
+    for i in (1..K).rev() {
+        order.swap(i, uniform_int(rng, i as i64 + 1) as usize);
+    }
+    order
+}
+
 impl BatchAug for ColorJitter {
     type Params = JitterParams;
 
     fn sample(&self, size: &[i64], rng: &mut AugRng) -> JitterParams {
-        let n = size[0];
-        let apply = sample_mask(n, self.cfg.p, rng);
-        let mut p = JitterParams {
-            apply,
-            brightness: Vec::with_capacity(n as usize),
-            contrast: Vec::with_capacity(n as usize),
-            saturation: Vec::with_capacity(n as usize),
-            order: Vec::with_capacity(n as usize),
-        };
+        let n = size[0] as usize;
+        let apply = sample_mask(size[0], self.cfg.p, rng);
+        let mut p = JitterParams { apply, ..JitterParams::identity(0) };
         for _ in 0..n {
             // torchvision draws the permutation first, then the factors.
-            let mut order = [0u8, 1, 2];
-            for i in (1..3).rev() {
-                order.swap(i, uniform_int(rng, i as i64 + 1) as usize);
-            }
+            let order = if self.cfg.hue > 0.0 {
+                permutation::<4>(rng)
+            } else {
+                let [a, b, c] = permutation::<3>(rng);
+                [a, b, c, 3]
+            };
             p.order.push(order);
             p.brightness.push(factor(rng, self.cfg.brightness));
             p.contrast.push(factor(rng, self.cfg.contrast));
             p.saturation.push(factor(rng, self.cfg.saturation));
+            let h = self.cfg.hue;
+            p.hue.push(if h > 0.0 { uniform(rng, -h, h) as f32 } else { 0.0 });
         }
         p
     }
@@ -161,20 +193,34 @@ impl BatchAug for ColorJitter {
         if !p.apply.iter().any(|&a| a) {
             return x.shallow_clone();
         }
-        let b = column(&p.brightness, x); // [N, 1, 1, 1]
-        let c = column(&p.contrast, x); // [N, 1, 1, 1]
-        let s = column(&p.saturation, x); // [N, 1, 1, 1]
+        let rgb = x.size()[1] == 3;
         let mut y = x.shallow_clone();
-        for k in 0..3 {
-            let pick = |op: u8| {
-                let m: Vec<bool> = p.order.iter().map(|o| o[k] == op).collect();
-                mask_tensor(&m, x.device()) // [N, 1, 1, 1]
-            };
-            let bright = (&y * &b).clamp(0.0, 1.0);
-            let mean = gray(&y).mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
-            let contrast = (&y * &c + (c.neg() + 1.0) * mean).clamp(0.0, 1.0);
-            let saturated = (&y * &s + (s.neg() + 1.0) * gray(&y)).clamp(0.0, 1.0);
-            y = bright.where_self(&pick(0), &contrast.where_self(&pick(1), &saturated));
+        for k in 0..4 {
+            // The blend weights (α, β, γ) of stage k; (1, 0, 0) where the stage is hue.
+            let (mut alpha, mut beta, mut gamma) =
+                (vec![1f32; p.apply.len()], vec![0f32; p.apply.len()], vec![0f32; p.apply.len()]);
+            let mut hue_samples = Vec::new();
+            for (i, order) in p.order.iter().enumerate() {
+                match order[k] {
+                    0 => alpha[i] = p.brightness[i],
+                    1 => (alpha[i], beta[i]) = (p.contrast[i], 1.0 - p.contrast[i]),
+                    2 => (alpha[i], gamma[i]) = (p.saturation[i], 1.0 - p.saturation[i]),
+                    _ if p.hue[i] != 0.0 && p.apply[i] && rgb => hue_samples.push(i as i64),
+                    _ => {}
+                }
+            }
+            if alpha.iter().any(|&a| a != 1.0) || beta.iter().chain(&gamma).any(|&w| w != 0.0) {
+                let g = gray(&y); // [N, 1, H, W]
+                let mean = g.mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
+                y = (&y * column(&alpha, x) + mean * column(&beta, x) + g * column(&gamma, x))
+                    .clamp(0.0, 1.0);
+            }
+            if !hue_samples.is_empty() {
+                let idx = Tensor::from_slice(&hue_samples).to_device(x.device()); // [M]
+                let shift: Vec<f32> = hue_samples.iter().map(|&i| p.hue[i as usize]).collect();
+                let rotated = rotate_hue(&y.index_select(0, &idx), &column(&shift, x));
+                y = y.index_copy(0, &idx, &rotated);
+            }
         }
         y.where_self(&mask_tensor(&p.apply, x.device()), x)
     }
@@ -208,7 +254,7 @@ mod tests {
         p.brightness = vec![2.0];
         p.contrast = vec![0.5];
         let b_then_c = values(&op.apply(&x, &p));
-        p.order = vec![[1, 0, 2]];
+        p.order = vec![[1, 0, 2, 3]];
         let c_then_b = values(&op.apply(&x, &p));
         for (got, want) in b_then_c.iter().zip([0.55, 0.85]).chain(c_then_b.iter().zip([0.6, 1.0]))
         {
@@ -222,7 +268,7 @@ mod tests {
         let op = ColorJitterConfig::default().build().unwrap();
         let mut p = JitterParams::identity(1);
         p.saturation = vec![0.0];
-        let luma = 0.299 + 0.114 * 0.5;
+        let luma = 0.2989 + 0.114 * 0.5;
         for v in values(&op.apply(&x, &p)) {
             assert!((v - luma).abs() < 1e-6);
         }
@@ -230,9 +276,10 @@ mod tests {
 
     #[test]
     fn factors_stay_in_range_and_the_rate_and_orders_are_uniform() {
-        let op = ColorJitterConfig { brightness: 0.4, contrast: 0.0, saturation: 0.9, p: 0.8 }
-            .build()
-            .unwrap();
+        let op =
+            ColorJitterConfig { brightness: 0.4, contrast: 0.0, saturation: 0.9, hue: 0.0, p: 0.8 }
+                .build()
+                .unwrap();
         let p = op.sample(&[12_000, 1, 1, 1], &mut aug_rng(4, &[]));
         assert!(p.brightness.iter().all(|&b| (0.6..1.4).contains(&b)));
         assert!(p.contrast.iter().all(|&c| c == 1.0));
@@ -240,15 +287,68 @@ mod tests {
         let rate = p.apply.iter().filter(|&&a| a).count() as f64 / 12_000.0;
         assert!((rate - 0.8).abs() < 0.015, "{rate}");
         // Each of the 6 orders has probability 1/6: about 2000 ± 41 of 12,000.
-        for order in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+        for order in
+            [[0, 1, 2, 3], [0, 2, 1, 3], [1, 0, 2, 3], [1, 2, 0, 3], [2, 0, 1, 3], [2, 1, 0, 3]]
+        {
             let k = p.order.iter().filter(|&&o| o == order).count();
             assert!((1800..2200).contains(&k), "{order:?}: {k}");
         }
     }
 
     #[test]
+    fn each_stage_equals_its_formula_bit_for_bit() {
+        // One op per stage in the order contrast, saturation, brightness, against the
+        // formulas written out: the blend adds exact zeros for the weights it does not use.
+        let x = Tensor::rand([3, 3, 4, 5], (Kind::Float, Device::Cpu));
+        let op = ColorJitterConfig::default().build().unwrap();
+        let mut p = JitterParams::identity(3);
+        p.brightness = vec![1.3, 0.7, 1.0];
+        p.contrast = vec![0.6, 1.2, 1.0];
+        p.saturation = vec![1.5, 0.2, 1.0];
+        p.order = vec![[1, 2, 0, 3]; 3];
+        let col = |v: &[f32]| Tensor::from_slice(v).view([3, 1, 1, 1]);
+        let (b, c, sat) = (col(&p.brightness), col(&p.contrast), col(&p.saturation));
+        let mean = gray(&x).mean_dim([1i64, 2, 3].as_slice(), true, Kind::Float);
+        let y = (&x * &c + (c.neg() + 1.0) * mean).clamp(0.0, 1.0);
+        let y = (&y * &sat + (sat.neg() + 1.0) * gray(&y)).clamp(0.0, 1.0);
+        let want = (&y * &b).clamp(0.0, 1.0);
+        assert!(op.apply(&x, &p).equal(&want));
+    }
+
+    #[test]
+    fn hue_rotates_rgb_samples_and_leaves_gray_ones() {
+        // (0.9, 0.2, 0.4) by a quarter turn: torchvision's adjust_hue gives (0.75, 0.9, 0.2).
+        let x = Tensor::from_slice(&[0.9f32, 0.2, 0.4]).view([1, 3, 1, 1]);
+        let op = ColorJitterConfig::default().build().unwrap();
+        let mut p = JitterParams::identity(1);
+        p.hue = vec![0.25];
+        p.order = vec![[3, 0, 1, 2]];
+        for (g, w) in values(&op.apply(&x, &p)).iter().zip([0.75, 0.9, 0.2]) {
+            assert!((g - w).abs() < 1e-6, "{g} vs {w}");
+        }
+        let one = Tensor::from_slice(&[0.3f32]).view([1, 1, 1, 1]);
+        assert!(op.apply(&one, &p).equal(&one));
+    }
+
+    #[test]
+    fn with_hue_the_24_orders_are_uniform_and_shifts_in_range() {
+        let op = ColorJitterConfig { hue: 0.1, ..Default::default() }.build().unwrap();
+        let p = op.sample(&[24_000, 3, 1, 1], &mut aug_rng(5, &[]));
+        assert!(p.hue.iter().all(|&h| (-0.1..0.1).contains(&h)));
+        let mut counts = std::collections::HashMap::new();
+        for o in &p.order {
+            *counts.entry(*o).or_insert(0) += 1;
+        }
+        // 24 orders of probability 1/24: 1000 ± 31 each of 24,000.
+        assert_eq!(counts.len(), 24);
+        assert!(counts.values().all(|&k| (880..1120).contains(&k)), "{counts:?}");
+    }
+
+    #[test]
     fn negative_strength_is_rejected() {
         let err = ColorJitterConfig { contrast: -0.1, ..Default::default() }.build().unwrap_err();
         assert!(err.to_string().contains("color_jitter.contrast"), "{err}");
+        let err = ColorJitterConfig { hue: 0.6, ..Default::default() }.build().unwrap_err();
+        assert!(err.to_string().contains("color_jitter.hue"), "{err}");
     }
 }

@@ -22,6 +22,7 @@ mod color_jitter;
 mod error;
 mod flip;
 mod gaussian_blur;
+mod hsv;
 mod mask;
 mod pipeline;
 mod resize;

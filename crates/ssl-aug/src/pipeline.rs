@@ -55,7 +55,7 @@ impl ViewConfig {
     /// SimCLR's CIFAR-10 views at `size` px (Chen et al. 2020, Appendix B.9: "we use the same
     /// set of data augmentations as for ImageNet ... except ... we do not use Gaussian blur"):
     /// crop with scale (0.08, 1) and ratio (3/4, 4/3), flip with p = 0.5, colour jitter of
-    /// strength 0.5 (brightness, contrast, saturation 0.4) with p = 0.8.
+    /// strength 0.5 (brightness, contrast, saturation 0.4, hue 0.1) with p = 0.8.
     pub fn simclr(size: i64) -> Self {
         Self {
             crop: RandomResizedCropConfig { size: [size, size], ..Default::default() },

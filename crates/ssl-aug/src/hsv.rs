@@ -1,0 +1,132 @@
+//! RGB ↔ HSV on `[N, 3, H, W]` tensors, and the hue rotation built on them.
+
+use tch::{Kind, Tensor};
+
+/// RGB in `[0, 1]` to HSV (h, s, v all in `[0, 1]`), as torchvision's `_rgb2hsv`.
+///
+/// ```text
+/// v = max(r, g, b),  c = v − min(r, g, b),  s = c / v  (0 where c = 0)
+/// h = ((g − b)/c mod 6, (b − r)/c + 2, (r − g)/c + 4 for v = r, g, b) / 6   (0 where c = 0)
+/// ```
+///
+/// # Shapes
+/// `rgb`: `[N, 3, H, W]` float → `[N, 3, H, W]` (channels h, s, v).
+pub(crate) fn rgb_to_hsv(rgb: &Tensor) -> Tensor {
+    let (r, g, b) = (rgb.select(1, 0), rgb.select(1, 1), rgb.select(1, 2)); // [N, H, W] each
+    let v = rgb.amax([1i64].as_slice(), false); // [N, H, W]
+    let c = &v - rgb.amin([1i64].as_slice(), false);
+    let flat = c.eq(0.0);
+    let ones = v.ones_like();
+    let s = &c / v.where_self(&flat.logical_not(), &ones);
+    let cd = c.where_self(&flat.logical_not(), &ones); // chroma, 1 where it is 0
+    let (rc, gc, bc) = ((&v - &r) / &cd, (&v - &g) / &cd, (&v - &b) / &cd);
+    // torchvision's branches: v = r first, then v = g (≠ r), else b.
+    let is_r = v.eq_tensor(&r);
+    let is_g = v.eq_tensor(&g).logical_and(&is_r.logical_not());
+    let is_b = is_r.logical_or(&is_g).logical_not();
+    let h = (&bc - &gc) * is_r.to_kind(rgb.kind())
+        + (&rc - &bc + 2.0) * is_g.to_kind(rgb.kind())
+        + (&gc - &rc + 4.0) * is_b.to_kind(rgb.kind());
+    let h = (h / 6.0 + 1.0).fmod(1.0);
+    Tensor::stack(&[h, s, v], 1)
+}
+
+/// HSV (all in `[0, 1]`) to RGB, with the closed form of the piecewise definition:
+///
+/// ```text
+/// channel(n) = v − v·s·clamp(min(k, 4 − k), 0, 1),  k = (n + 6h) mod 6,  n = 5, 3, 1 for r, g, b
+/// ```
+///
+/// which equals torchvision's `_hsv2rgb` sector table on every sector.
+///
+/// # Shapes
+/// `hsv`: `[N, 3, H, W]` float → `[N, 3, H, W]` RGB.
+pub(crate) fn hsv_to_rgb(hsv: &Tensor) -> Tensor {
+    let (h, s, v) = (hsv.narrow(1, 0, 1), hsv.narrow(1, 1, 1), hsv.narrow(1, 2, 1)); // [N, 1, H, W]
+    let n = Tensor::from_slice(&[5.0f32, 3.0, 1.0]).to_device(hsv.device()).to_kind(hsv.kind());
+    let k = (n.view([1, 3, 1, 1]) + &h * 6.0).remainder(6.0); // [N, 3, H, W]
+    let ramp = k.minimum(&(k.neg() + 4.0)).clamp(0.0, 1.0);
+    &v - &v * &s * ramp
+}
+
+/// Rotates the hue of each RGB sample by `shift[n]` turns (torchvision `adjust_hue`): RGB →
+/// HSV, `h ← (h + shift) mod 1`, → RGB. A shift of 0 returns the sample up to rounding.
+///
+/// # Shapes
+/// `x`: float `[N, 3, H, W]` in `[0, 1]`; `shift`: `[N, 1, 1, 1]` of x's kind → `[N, 3, H, W]`.
+pub(crate) fn rotate_hue(x: &Tensor, shift: &Tensor) -> Tensor {
+    let compute = match x.kind() {
+        Kind::Half | Kind::BFloat16 => Kind::Float,
+        k => k,
+    };
+    let hsv = rgb_to_hsv(&x.to_kind(compute));
+    let h = (hsv.narrow(1, 0, 1) + shift.to_kind(compute)).remainder(1.0);
+    hsv_to_rgb(&Tensor::cat(&[h, hsv.narrow(1, 1, 2)], 1)).to_kind(x.kind())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn pixel(rgb: [f64; 3]) -> Tensor {
+        Tensor::from_slice(&rgb).view([1, 3, 1, 1])
+    }
+
+    fn values(t: &Tensor) -> Vec<f64> {
+        Vec::<f64>::try_from(t.flatten(0, -1)).unwrap()
+    }
+
+    fn close(got: &[f64], want: &[f64]) {
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-12, "{got:?} vs {want:?}");
+        }
+    }
+
+    #[test]
+    fn primary_and_secondary_colours_have_their_textbook_hues() {
+        let cases = [
+            ([1.0, 0.0, 0.0], 0.0),
+            ([1.0, 1.0, 0.0], 1.0 / 6.0),
+            ([0.0, 1.0, 0.0], 2.0 / 6.0),
+            ([0.0, 1.0, 1.0], 3.0 / 6.0),
+            ([0.0, 0.0, 1.0], 4.0 / 6.0),
+            ([1.0, 0.0, 1.0], 5.0 / 6.0),
+        ];
+        for (rgb, h) in cases {
+            close(&values(&rgb_to_hsv(&pixel(rgb))), &[h, 1.0, 1.0]);
+        }
+        // (0.9, 0.2, 0.4): v 0.9, chroma 0.7, s 7/9; v = r, h = ((g − b)/c mod 6)/6 = 1 − 1/21.
+        close(&values(&rgb_to_hsv(&pixel([0.9, 0.2, 0.4]))), &[1.0 - 1.0 / 21.0, 7.0 / 9.0, 0.9]);
+        // Gray: no chroma, hue and saturation 0.
+        close(&values(&rgb_to_hsv(&pixel([0.3, 0.3, 0.3]))), &[0.0, 0.0, 0.3]);
+    }
+
+    #[test]
+    fn hsv_and_back_is_the_identity() {
+        let x = Tensor::rand([4, 3, 5, 6], (Kind::Double, Device::Cpu));
+        let back = hsv_to_rgb(&rgb_to_hsv(&x));
+        assert!(back.allclose(&x, 1e-12, 1e-12, false));
+    }
+
+    #[test]
+    fn a_third_of_a_turn_maps_red_to_green_to_blue() {
+        let shift = Tensor::full([1, 1, 1, 1], 1.0 / 3.0, (Kind::Double, Device::Cpu));
+        close(&values(&rotate_hue(&pixel([0.8, 0.1, 0.1]), &shift)), &[0.1, 0.8, 0.1]);
+        close(&values(&rotate_hue(&pixel([0.1, 0.8, 0.1]), &shift)), &[0.1, 0.1, 0.8]);
+        // (0.9, 0.2, 0.4) by a quarter turn, as torchvision's adjust_hue gives it:
+        // [0.7500002384185791, 0.8999999761581421, 0.19999998807907104] (in f32).
+        let quarter = Tensor::full([1, 1, 1, 1], 0.25, (Kind::Double, Device::Cpu));
+        let got = values(&rotate_hue(&pixel([0.9, 0.2, 0.4]), &quarter));
+        for (g, w) in got.iter().zip([0.75, 0.9, 0.2]) {
+            assert!((g - w).abs() < 1e-12, "{got:?}");
+        }
+    }
+
+    #[test]
+    fn a_zero_shift_returns_the_sample_up_to_rounding() {
+        let x = Tensor::rand([2, 3, 4, 4], (Kind::Float, Device::Cpu));
+        let zero = Tensor::zeros([2, 1, 1, 1], (Kind::Float, Device::Cpu));
+        assert!(rotate_hue(&x, &zero).allclose(&x, 1e-6, 1e-6, false));
+    }
+}
