@@ -4,7 +4,7 @@ use tch::Tensor;
 
 use crate::aug::check_batch;
 use crate::error::check_probability;
-use crate::mask::{mask_tensor, sample_mask};
+use crate::mask::{sample_mask, where_chosen};
 use crate::{AugRng, BatchAug, Result};
 
 /// Settings of [`HorizontalFlip`].
@@ -58,11 +58,7 @@ impl BatchAug for HorizontalFlip {
 
     fn apply(&self, x: &Tensor, params: &FlipParams) -> Tensor {
         check_batch("HorizontalFlip", x, params.apply.len());
-        if !params.apply.iter().any(|&a| a) {
-            return x.shallow_clone();
-        }
-        let mask = mask_tensor(&params.apply, x.device()); // [N, 1, 1, 1]
-        x.flip([3]).where_self(&mask, x)
+        where_chosen(x, &params.apply, |x| x.flip([3]))
     }
 }
 

@@ -13,3 +13,16 @@ pub(crate) fn sample_mask(n: i64, p: f64, rng: &mut AugRng) -> Vec<bool> {
 pub(crate) fn mask_tensor(mask: &[bool], device: Device) -> Tensor {
     Tensor::from_slice(mask).view([-1, 1, 1, 1]).to_device(device) // [N, 1, 1, 1]
 }
+
+/// `f(x)` for the samples with `apply[i]`, `x` for the others; `x` itself (no work) when no
+/// sample is chosen.
+pub(crate) fn where_chosen(
+    x: &Tensor,
+    apply: &[bool],
+    f: impl FnOnce(&Tensor) -> Tensor,
+) -> Tensor {
+    if !apply.iter().any(|&a| a) {
+        return x.shallow_clone();
+    }
+    f(x).where_self(&mask_tensor(apply, x.device()), x)
+}
