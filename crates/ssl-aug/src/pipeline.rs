@@ -3,8 +3,9 @@
 use tch::Tensor;
 
 use crate::{
-    Aug, AugRng, ColorJitterConfig, GaussianBlurConfig, HorizontalFlipConfig,
-    RandomResizedCropConfig, Result,
+    Aug, AugRng, ColorJitterConfig, GaussianBlurConfig, HorizontalFlipConfig, NormalizeConfig,
+    RandomGrayscaleConfig, RandomResizedCropConfig, RandomSolarizeConfig, ResizeConfig, Result,
+    VerticalFlipConfig,
 };
 
 /// Ops applied one after another, each drawing its parameters from the same generator.
@@ -36,7 +37,66 @@ impl Aug for Compose {
     }
 }
 
-/// The augmentations of one view, in SimCLR's order: crop, flip, colour jitter, blur.
+/// One op of a pipeline as written in YAML: `{random_resized_crop: {size: [32, 32]}}`.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case", deny_unknown_fields))]
+pub enum OpConfig {
+    /// [`crate::RandomResizedCrop`].
+    RandomResizedCrop(RandomResizedCropConfig),
+    /// [`crate::HorizontalFlip`].
+    HorizontalFlip(HorizontalFlipConfig),
+    /// [`crate::VerticalFlip`].
+    VerticalFlip(VerticalFlipConfig),
+    /// [`crate::ColorJitter`].
+    ColorJitter(ColorJitterConfig),
+    /// [`crate::RandomGrayscale`].
+    Grayscale(RandomGrayscaleConfig),
+    /// [`crate::GaussianBlur`].
+    GaussianBlur(GaussianBlurConfig),
+    /// [`crate::RandomSolarize`].
+    Solarize(RandomSolarizeConfig),
+    /// [`crate::Normalize`].
+    Normalize(NormalizeConfig),
+    /// [`crate::Resize`].
+    Resize(ResizeConfig),
+}
+
+impl OpConfig {
+    /// Validates the op's config and builds it.
+    ///
+    /// # Errors
+    /// The op's [`crate::AugError::InvalidConfig`].
+    pub fn build(&self) -> Result<Box<dyn Aug>> {
+        Ok(match self {
+            Self::RandomResizedCrop(c) => Box::new(c.build()?),
+            Self::HorizontalFlip(c) => Box::new(c.build()?),
+            Self::VerticalFlip(c) => Box::new(c.build()?),
+            Self::ColorJitter(c) => Box::new(c.build()?),
+            Self::Grayscale(c) => Box::new(c.build()?),
+            Self::GaussianBlur(c) => Box::new(c.build()?),
+            Self::Solarize(c) => Box::new(c.build()?),
+            Self::Normalize(c) => Box::new(c.clone().build()?),
+            Self::Resize(c) => Box::new(c.build()?),
+        })
+    }
+}
+
+/// Builds the ops in order into one pipeline.
+///
+/// # Errors
+/// The first invalid op's [`crate::AugError::InvalidConfig`].
+pub fn build_pipeline(ops: &[OpConfig]) -> Result<Compose> {
+    let mut pipeline = Compose::default();
+    for op in ops {
+        pipeline.ops.push(op.build()?);
+    }
+    Ok(pipeline)
+}
+
+/// The augmentations of one view, in the order SimCLR, MoCo v2 and BYOL apply them: crop,
+/// flip, colour jitter, grayscale, blur, solarize (flip commutes with the colour ops and the
+/// symmetric blur, so MoCo v2's flip-last order is the same distribution).
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields))]
@@ -47,22 +107,44 @@ pub struct ViewConfig {
     pub flip: HorizontalFlipConfig,
     /// Random colour jitter.
     pub color_jitter: ColorJitterConfig,
+    /// Optional random grayscale (absent or `null` in YAML for none).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub grayscale: Option<RandomGrayscaleConfig>,
     /// Optional random Gaussian blur (`null` in YAML for none).
     pub blur: Option<GaussianBlurConfig>,
+    /// Optional random solarize (absent or `null` in YAML for none).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub solarize: Option<RandomSolarizeConfig>,
 }
 
 impl ViewConfig {
     /// SimCLR's CIFAR-10 views at `size` px (Chen et al. 2020, Appendix B.9: "we use the same
     /// set of data augmentations as for ImageNet ... except ... we do not use Gaussian blur"):
     /// crop with scale (0.08, 1) and ratio (3/4, 4/3), flip with p = 0.5, colour jitter of
-    /// strength 0.5 (brightness, contrast, saturation 0.4, hue 0.1) with p = 0.8.
-    pub fn simclr(size: i64) -> Self {
+    /// strength 0.5 (brightness, contrast, saturation 0.4, hue 0.1) with p = 0.8, grayscale
+    /// with p = 0.2.
+    pub fn simclr_cifar(size: i64) -> Self {
         Self {
             crop: RandomResizedCropConfig { size: [size, size], ..Default::default() },
             flip: HorizontalFlipConfig { p: 0.5 },
             color_jitter: ColorJitterConfig::default(),
+            grayscale: Some(RandomGrayscaleConfig { p: 0.2 }),
             blur: None,
+            solarize: None,
         }
+    }
+
+    /// The ops of this view, in order.
+    pub fn ops(&self) -> Vec<OpConfig> {
+        let mut ops = vec![
+            OpConfig::RandomResizedCrop(self.crop),
+            OpConfig::HorizontalFlip(self.flip),
+            OpConfig::ColorJitter(self.color_jitter),
+        ];
+        ops.extend(self.grayscale.map(OpConfig::Grayscale));
+        ops.extend(self.blur.map(OpConfig::GaussianBlur));
+        ops.extend(self.solarize.map(OpConfig::Solarize));
+        ops
     }
 
     /// Validates every op and builds the pipeline.
@@ -70,14 +152,7 @@ impl ViewConfig {
     /// # Errors
     /// The first op's [`crate::AugError::InvalidConfig`].
     pub fn build(&self) -> Result<Compose> {
-        let mut pipeline = Compose::default();
-        pipeline.push(self.crop.build()?);
-        pipeline.push(self.flip.build()?);
-        pipeline.push(self.color_jitter.build()?);
-        if let Some(blur) = self.blur {
-            pipeline.push(blur.build()?);
-        }
-        Ok(pipeline)
+        build_pipeline(&self.ops())
     }
 }
 
@@ -103,9 +178,9 @@ mod tests {
     }
 
     #[test]
-    fn simclr_views_are_reproducible_and_differ_between_streams() {
-        let views = ViewConfig::simclr(28).build().unwrap();
-        assert_eq!(views.len(), 3);
+    fn simclr_cifar_views_are_reproducible_and_differ_between_streams() {
+        let views = ViewConfig::simclr_cifar(28).build().unwrap();
+        assert_eq!(views.len(), 4);
         let x = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
         let a = views.forward(&x, &mut aug_rng(1, &[0, 0, 0]));
         assert!(a.equal(&views.forward(&x, &mut aug_rng(1, &[0, 0, 0]))));

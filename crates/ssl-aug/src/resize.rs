@@ -91,6 +91,13 @@ impl Resize {
     }
 }
 
+impl crate::Aug for Resize {
+    /// [`Resize::forward`]: deterministic, so the generator is not drawn from.
+    fn forward(&self, x: &Tensor, _rng: &mut crate::AugRng) -> Tensor {
+        Resize::forward(self, x)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

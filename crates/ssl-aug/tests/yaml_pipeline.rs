@@ -1,0 +1,47 @@
+//! Pipelines written in YAML: every op parses, builds and runs in the written order.
+#![cfg(feature = "serde")]
+
+use ssl_aug::{aug_rng, build_pipeline, Aug, OpConfig, ViewPair};
+use tch::{Device, Kind, Tensor};
+
+const PIPELINE: &str = "
+- random_resized_crop: {size: [16, 16], scale: [0.2, 1.0]}
+- horizontal_flip: {p: 0.5}
+- vertical_flip: {p: 0.1}
+- color_jitter: {brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8}
+- grayscale: {p: 0.2}
+- gaussian_blur: {kernel_size: 3, sigma: [0.1, 2.0], p: 0.5}
+- solarize: {threshold: 0.5, p: 0.2}
+- normalize: {mean: [0.5], std: [0.25]}
+";
+
+#[test]
+fn a_yaml_pipeline_builds_and_runs_each_op_in_order() {
+    let ops: Vec<OpConfig> = serde_saphyr::from_str(PIPELINE).unwrap();
+    assert_eq!(ops.len(), 8);
+    assert!(matches!(ops[3], OpConfig::ColorJitter(c) if c.hue == 0.1));
+    let pipeline = build_pipeline(&ops).unwrap();
+    let x = Tensor::rand([4, 3, 24, 24], (Kind::Float, Device::Cpu));
+    let y = pipeline.forward(&x, &mut aug_rng(0, &[]));
+    assert_eq!(y.size(), [4, 3, 16, 16]);
+    // The last op maps [0, 1] to [−2, 2]: the others left the values in [0, 1].
+    assert!(y.min().double_value(&[]) >= -2.0 && y.max().double_value(&[]) <= 2.0);
+    assert!(y.equal(&pipeline.forward(&x, &mut aug_rng(0, &[]))));
+}
+
+#[test]
+fn an_unknown_op_or_a_bad_field_is_an_error_naming_it() {
+    let err = serde_saphyr::from_str::<Vec<OpConfig>>("- sharpen: {p: 0.5}").unwrap_err();
+    assert!(err.to_string().contains("sharpen"), "{err}");
+    let ops: Vec<OpConfig> = serde_saphyr::from_str("- solarize: {threshold: 2.0, p: 0.2}").unwrap();
+    let err = build_pipeline(&ops).unwrap_err().to_string();
+    assert!(err.contains("solarize.threshold"), "{err}");
+}
+
+#[test]
+fn a_preset_round_trips_through_yaml() {
+    let byol = ViewPair::byol(32);
+    let text = serde_saphyr::to_string(&byol).unwrap();
+    let back: ViewPair = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(back, byol);
+}
