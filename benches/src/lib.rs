@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use tch::Device;
 
+pub mod aug_cases;
 pub mod loss_cases;
 
 /// A device a benchmark runs on, with the prefix its benchmark names carry (`cpu/…`).

@@ -5,7 +5,7 @@ use tch::{Kind, Tensor};
 use crate::aug::check_batch;
 use crate::error::check_probability;
 use crate::hsv::rotate_hue;
-use crate::mask::{mask_tensor, sample_mask};
+use crate::mask::sample_mask;
 use crate::rng::{uniform, uniform_int};
 use crate::{AugError, AugRng, BatchAug, Result};
 
@@ -136,9 +136,10 @@ pub(crate) fn gray(x: &Tensor) -> Tensor {
     if x.size()[1] == 1 {
         return x.shallow_clone();
     }
-    let w = Tensor::from_slice(&[0.2989f32, 0.587, 0.114]).to_device(x.device()).to_kind(x.kind());
-    (x * w.view([1, 3, 1, 1])).sum_dim_intlist([1i64].as_slice(), true, x.kind())
-    // [N, 1, H, W]
+    let mut l = x.narrow(1, 0, 1) * 0.2989; // [N, 1, H, W]
+    l += x.narrow(1, 1, 1) * 0.587;
+    l += x.narrow(1, 2, 1) * 0.114;
+    l
 }
 
 fn column(values: &[f32], x: &Tensor) -> Tensor {
@@ -190,39 +191,62 @@ impl BatchAug for ColorJitter {
             "ColorJitter: x must be a float batch in [0, 1], got {:?}",
             x.kind()
         );
-        if !p.apply.iter().any(|&a| a) {
+        let chosen: Vec<i64> = (0..p.apply.len() as i64).filter(|&i| p.apply[i as usize]).collect();
+        if chosen.is_empty() {
             return x.shallow_clone();
         }
+        // Only the jittered samples are computed: `rows` are their indices in the batch.
+        let all = chosen.len() == p.apply.len();
+        let idx = (!all).then(|| Tensor::from_slice(&chosen).to_device(x.device()));
+        let mut y = match &idx {
+            Some(idx) => x.index_select(0, idx),
+            None => x.shallow_clone(),
+        };
+        let rows: Vec<usize> = chosen.iter().map(|&i| i as usize).collect();
         let rgb = x.size()[1] == 3;
-        let mut y = x.shallow_clone();
         for k in 0..4 {
             // The blend weights (α, β, γ) of stage k; (1, 0, 0) where the stage is hue.
-            let (mut alpha, mut beta, mut gamma) =
-                (vec![1f32; p.apply.len()], vec![0f32; p.apply.len()], vec![0f32; p.apply.len()]);
-            let mut hue_samples = Vec::new();
-            for (i, order) in p.order.iter().enumerate() {
-                match order[k] {
-                    0 => alpha[i] = p.brightness[i],
-                    1 => (alpha[i], beta[i]) = (p.contrast[i], 1.0 - p.contrast[i]),
-                    2 => (alpha[i], gamma[i]) = (p.saturation[i], 1.0 - p.saturation[i]),
-                    _ if p.hue[i] != 0.0 && p.apply[i] && rgb => hue_samples.push(i as i64),
+            let m = rows.len();
+            let (mut alpha, mut beta, mut gamma) = (vec![1f32; m], vec![0f32; m], vec![0f32; m]);
+            let mut hue_rows = Vec::new();
+            for (j, &i) in rows.iter().enumerate() {
+                match p.order[i][k] {
+                    0 => alpha[j] = p.brightness[i],
+                    1 => (alpha[j], beta[j]) = (p.contrast[i], 1.0 - p.contrast[i]),
+                    2 => (alpha[j], gamma[j]) = (p.saturation[i], 1.0 - p.saturation[i]),
+                    _ if p.hue[i] != 0.0 && rgb => hue_rows.push(j as i64),
                     _ => {}
                 }
             }
-            if alpha.iter().any(|&a| a != 1.0) || beta.iter().chain(&gamma).any(|&w| w != 0.0) {
-                let g = gray(&y); // [N, 1, H, W]
-                let mean = g.mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
-                y = (&y * column(&alpha, x) + mean * column(&beta, x) + g * column(&gamma, x))
-                    .clamp(0.0, 1.0);
+            let mixes = beta.iter().chain(&gamma).any(|&w| w != 0.0);
+            if mixes || alpha.iter().any(|&a| a != 1.0) {
+                let mut z = &y * column(&alpha, x);
+                if mixes {
+                    // q = γ·gray + β·mean: each sample has at most one of the two terms, the
+                    // other an exact 0, so z + q equals the op's own formula bit for bit.
+                    let mut q = gray(&y); // [N, 1, H, W]
+                    let mean = q.mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
+                    q *= column(&gamma, x);
+                    q += mean * column(&beta, x);
+                    z += q;
+                }
+                y = z.clamp_(0.0, 1.0);
             }
-            if !hue_samples.is_empty() {
-                let idx = Tensor::from_slice(&hue_samples).to_device(x.device()); // [M]
-                let shift: Vec<f32> = hue_samples.iter().map(|&i| p.hue[i as usize]).collect();
-                let rotated = rotate_hue(&y.index_select(0, &idx), &column(&shift, x));
-                y = y.index_copy(0, &idx, &rotated);
+            if !hue_rows.is_empty() {
+                let at = Tensor::from_slice(&hue_rows).to_device(x.device()); // [M]
+                let shift: Vec<f32> = hue_rows.iter().map(|&j| p.hue[rows[j as usize]]).collect();
+                let rotated = rotate_hue(&y.index_select(0, &at), &column(&shift, x));
+                y = if hue_rows.len() == rows.len() {
+                    rotated
+                } else {
+                    y.index_copy(0, &at, &rotated)
+                };
             }
         }
-        y.where_self(&mask_tensor(&p.apply, x.device()), x)
+        match idx {
+            Some(idx) => x.index_copy(0, &idx, &y),
+            None => y,
+        }
     }
 }
 

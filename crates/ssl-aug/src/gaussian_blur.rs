@@ -4,7 +4,7 @@ use tch::{Kind, Tensor};
 
 use crate::aug::check_batch;
 use crate::error::check_probability;
-use crate::mask::{mask_tensor, sample_mask};
+use crate::mask::{sample_mask, where_chosen};
 use crate::rng::uniform;
 use crate::{AugError, AugRng, BatchAug, Result};
 
@@ -88,26 +88,34 @@ impl BatchAug for GaussianBlur {
 
     fn apply(&self, x: &Tensor, p: &BlurParams) -> Tensor {
         check_batch("GaussianBlur", x, p.apply.len());
-        if !p.apply.iter().any(|&a| a) {
-            return x.shallow_clone();
-        }
-        let [n, c, h, w] = x.size()[..] else { unreachable!("checked to be 4-D") };
         let k = self.cfg.kernel_size;
-        let r = k / 2;
-        assert!(h > r && w > r, "GaussianBlur: x {:?} is too small for kernel {k}", x.size());
-        let device = x.device();
-        let t = Tensor::arange(k, (Kind::Float, device)) - r as f64; // [k]
-        let sigma = Tensor::from_slice(&p.sigma).to_device(device).view([n, 1]); // [N, 1]
-        let g = (t.view([1, k]).square().neg() / (sigma.square() * 2.0)).exp(); // [N, k]
-        let g = (&g / g.sum_dim_intlist([1i64].as_slice(), true, Kind::Float)).to_kind(x.kind());
-        let g = g.repeat_interleave_self_int(c, 0, None); // [N·C, k]
-        let planes = x.reshape([1, n * c, h, w]); // [1, N·C, H, W]
-        let padded = planes.reflection_pad2d([r, r, r, r]); // [1, N·C, H+2r, W+2r]
-        let horizontal = padded.conv2d(&g.view([n * c, 1, 1, k]), None::<Tensor>, 1, 0, 1, n * c);
-        let blurred = horizontal.conv2d(&g.view([n * c, 1, k, 1]), None::<Tensor>, 1, 0, 1, n * c);
-        let blurred = blurred.view([n, c, h, w]); // [N, C, H, W]
-        blurred.where_self(&mask_tensor(&p.apply, device), x)
+        let size = x.size();
+        assert!(
+            size[2] > k / 2 && size[3] > k / 2,
+            "GaussianBlur: x {size:?} is too small for kernel {k}"
+        );
+        let sigma: Vec<f32> =
+            p.sigma.iter().zip(&p.apply).filter(|(_, &a)| a).map(|(&s, _)| s).collect();
+        where_chosen(x, &p.apply, |x| blur(x, k, &sigma))
     }
+}
+
+/// Blurs sample `i` of `x` (`[N, C, H, W]`) with σ = `sigma[i]`: a normalised kernel of side
+/// `k`, reflect padding, then one depthwise convolution per axis.
+fn blur(x: &Tensor, k: i64, sigma: &[f32]) -> Tensor {
+    let [n, c, h, w] = x.size()[..] else { unreachable!("checked to be 4-D") };
+    let r = k / 2;
+    let device = x.device();
+    let t = Tensor::arange(k, (Kind::Float, device)) - r as f64; // [k]
+    let sigma = Tensor::from_slice(sigma).to_device(device).view([n, 1]); // [N, 1]
+    let g = (t.view([1, k]).square().neg() / (sigma.square() * 2.0)).exp(); // [N, k]
+    let g = (&g / g.sum_dim_intlist([1i64].as_slice(), true, Kind::Float)).to_kind(x.kind());
+    let g = g.repeat_interleave_self_int(c, 0, None); // [N·C, k]
+    let planes = x.reshape([1, n * c, h, w]); // [1, N·C, H, W]
+    let padded = planes.reflection_pad2d([r, r, r, r]); // [1, N·C, H+2r, W+2r]
+    let horizontal = padded.conv2d(&g.view([n * c, 1, 1, k]), None::<Tensor>, 1, 0, 1, n * c);
+    let blurred = horizontal.conv2d(&g.view([n * c, 1, k, 1]), None::<Tensor>, 1, 0, 1, n * c);
+    blurred.view([n, c, h, w]) // [N, C, H, W]
 }
 
 #[cfg(test)]

@@ -2,55 +2,20 @@
 
 use tch::{Kind, Tensor};
 
-/// RGB in `[0, 1]` to HSV (h, s, v all in `[0, 1]`), as torchvision's `_rgb2hsv`.
-///
-/// ```text
-/// v = max(r, g, b),  c = v − min(r, g, b),  s = c / v  (0 where c = 0)
-/// h = ((g − b)/c mod 6, (b − r)/c + 2, (r − g)/c + 4 for v = r, g, b) / 6   (0 where c = 0)
-/// ```
-///
-/// # Shapes
-/// `rgb`: `[N, 3, H, W]` float → `[N, 3, H, W]` (channels h, s, v).
-pub(crate) fn rgb_to_hsv(rgb: &Tensor) -> Tensor {
-    let (r, g, b) = (rgb.select(1, 0), rgb.select(1, 1), rgb.select(1, 2)); // [N, H, W] each
-    let v = rgb.amax([1i64].as_slice(), false); // [N, H, W]
-    let c = &v - rgb.amin([1i64].as_slice(), false);
-    let flat = c.eq(0.0);
-    let ones = v.ones_like();
-    let s = &c / v.where_self(&flat.logical_not(), &ones);
-    let cd = c.where_self(&flat.logical_not(), &ones); // chroma, 1 where it is 0
-    let (rc, gc, bc) = ((&v - &r) / &cd, (&v - &g) / &cd, (&v - &b) / &cd);
-    // torchvision's branches: v = r first, then v = g (≠ r), else b.
-    let is_r = v.eq_tensor(&r);
-    let is_g = v.eq_tensor(&g).logical_and(&is_r.logical_not());
-    let is_b = is_r.logical_or(&is_g).logical_not();
-    let h = (&bc - &gc) * is_r.to_kind(rgb.kind())
-        + (&rc - &bc + 2.0) * is_g.to_kind(rgb.kind())
-        + (&gc - &rc + 4.0) * is_b.to_kind(rgb.kind());
-    let h = (h / 6.0 + 1.0).fmod(1.0);
-    Tensor::stack(&[h, s, v], 1)
-}
-
-/// HSV (all in `[0, 1]`) to RGB, with the closed form of the piecewise definition:
-///
-/// ```text
-/// channel(n) = v − v·s·clamp(min(k, 4 − k), 0, 1),  k = (n + 6h) mod 6,  n = 5, 3, 1 for r, g, b
-/// ```
-///
-/// which equals torchvision's `_hsv2rgb` sector table on every sector.
-///
-/// # Shapes
-/// `hsv`: `[N, 3, H, W]` float → `[N, 3, H, W]` RGB.
-pub(crate) fn hsv_to_rgb(hsv: &Tensor) -> Tensor {
-    let (h, s, v) = (hsv.narrow(1, 0, 1), hsv.narrow(1, 1, 1), hsv.narrow(1, 2, 1)); // [N, 1, H, W]
-    let n = Tensor::from_slice(&[5.0f32, 3.0, 1.0]).to_device(hsv.device()).to_kind(hsv.kind());
-    let k = (n.view([1, 3, 1, 1]) + &h * 6.0).remainder(6.0); // [N, 3, H, W]
-    let ramp = k.minimum(&(k.neg() + 4.0)).clamp(0.0, 1.0);
-    &v - &v * &s * ramp
-}
-
 /// Rotates the hue of each RGB sample by `shift[n]` turns (torchvision `adjust_hue`): RGB →
 /// HSV, `h ← (h + shift) mod 1`, → RGB. A shift of 0 returns the sample up to rounding.
+///
+/// The rotation keeps v = max and the chroma c = max − min, so it goes straight from RGB to
+/// RGB: 6h is taken from the channel that holds the maximum (the first one on ties, as
+/// torchvision's branches; tied branches give the same hue), and
+///
+/// ```text
+/// channel(n) = v − c·ramp(6·frac(h + shift + (n + 6)/6)),  ramp(k) = clamp(min(k, 4 − k), 0, 1)
+/// ```
+///
+/// for n = 5, 3, 1 (r, g, b): the closed form of the HSV sector table with v·s = c. It uses
+/// only arithmetic libtorch vectorises on the CPU (no `where`, `remainder` or `max` with
+/// indices, which are several times slower there).
 ///
 /// # Shapes
 /// `x`: float `[N, 3, H, W]` in `[0, 1]`; `shift`: `[N, 1, 1, 1]` of x's kind → `[N, 3, H, W]`.
@@ -59,15 +24,103 @@ pub(crate) fn rotate_hue(x: &Tensor, shift: &Tensor) -> Tensor {
         Kind::Half | Kind::BFloat16 => Kind::Float,
         k => k,
     };
-    let hsv = rgb_to_hsv(&x.to_kind(compute));
-    let h = (hsv.narrow(1, 0, 1) + shift.to_kind(compute)).remainder(1.0);
-    hsv_to_rgb(&Tensor::cat(&[h, hsv.narrow(1, 1, 2)], 1)).to_kind(x.kind())
+    let rgb = x.to_kind(compute);
+    let (r, g, b) = (rgb.narrow(1, 0, 1), rgb.narrow(1, 1, 1), rgb.narrow(1, 2, 1)); // [N, 1, H, W]
+    let v = rgb.amax([1i64].as_slice(), true); // [N, 1, H, W]
+    let m = rgb.amin([1i64].as_slice(), true);
+    let c = &v - &m;
+    // Exclusive masks of the maximum's channel: r first, then g, else b. In-place arithmetic
+    // throughout: fresh allocations cost more than the passes themselves at these sizes.
+    let is_r = r.eq_tensor(&v).to_kind(compute);
+    let mut is_g = g.eq_tensor(&v).to_kind(compute);
+    is_g *= is_r.neg() + 1.0;
+    let mut is_b = (&is_r + &is_g).neg_();
+    is_b += 1.0;
+    // 6h = (g − b)/c, 2 + (b − r)/c or 4 + (r − g)/c, in [−1, 5); hs = h + shift in turns.
+    let mut hs = (&g - &b) * &is_r;
+    hs += (&b - &r) * &is_g;
+    hs += (&r - &g) * &is_b;
+    hs /= c.clamp_min(1e-30);
+    hs += is_g * 2.0;
+    hs += is_b * 4.0;
+    hs *= 1.0 / 6.0;
+    hs += shift.to_kind(compute);
+    // (n + 6)/6 for n = 5, 3, 1 keeps the argument of frac positive (hs ≥ −1/6 − 1/2).
+    let offsets = Tensor::from_slice(&[11.0f64 / 6.0, 9.0 / 6.0, 7.0 / 6.0])
+        .to_device(x.device())
+        .to_kind(compute)
+        .view([1, 3, 1, 1]);
+    // channel = v − c·clamp(min(k, 4 − k), 0, 1) = m + c·clamp(|k − 2| − 1, 0, 1), k = 6·frac.
+    let mut k = hs + offsets; // [N, 3, H, W]
+    let _ = k.frac_();
+    k *= 6.0;
+    k -= 2.0;
+    let _ = k.abs_();
+    k -= 1.0;
+    let _ = k.clamp_(0.0, 1.0);
+    k *= c;
+    k += m;
+    k.to_kind(x.kind())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::Device;
+
+    /// RGB in `[0, 1]` to HSV (h, s, v all in `[0, 1]`), as torchvision's `_rgb2hsv`.
+    ///
+    /// ```text
+    /// v = max(r, g, b),  c = v − min(r, g, b),  s = c / v  (0 where c = 0)
+    /// h = ((g − b)/c mod 6, (b − r)/c + 2, (r − g)/c + 4 for v = r, g, b) / 6   (0 where c = 0)
+    /// ```
+    ///
+    /// # Shapes
+    /// `rgb`: `[N, 3, H, W]` float → `[N, 3, H, W]` (channels h, s, v).
+    fn rgb_to_hsv(rgb: &Tensor) -> Tensor {
+        let (r, g, b) = (rgb.select(1, 0), rgb.select(1, 1), rgb.select(1, 2)); // [N, H, W] each
+        let v = rgb.amax([1i64].as_slice(), false); // [N, H, W]
+        let c = &v - rgb.amin([1i64].as_slice(), false);
+        let flat = c.eq(0.0);
+        let ones = v.ones_like();
+        let s = &c / v.where_self(&flat.logical_not(), &ones);
+        let cd = c.where_self(&flat.logical_not(), &ones); // chroma, 1 where it is 0
+        let (rc, gc, bc) = ((&v - &r) / &cd, (&v - &g) / &cd, (&v - &b) / &cd);
+        // torchvision's branches: v = r first, then v = g (≠ r), else b.
+        let is_r = v.eq_tensor(&r);
+        let is_g = v.eq_tensor(&g).logical_and(&is_r.logical_not());
+        let is_b = is_r.logical_or(&is_g).logical_not();
+        let h = (&bc - &gc) * is_r.to_kind(rgb.kind())
+            + (&rc - &bc + 2.0) * is_g.to_kind(rgb.kind())
+            + (&gc - &rc + 4.0) * is_b.to_kind(rgb.kind());
+        let h = (h / 6.0 + 1.0).fmod(1.0);
+        Tensor::stack(&[h, s, v], 1)
+    }
+
+    /// HSV (all in `[0, 1]`) to RGB, with the closed form of the piecewise definition:
+    ///
+    /// ```text
+    /// channel(n) = v − v·s·clamp(min(k, 4 − k), 0, 1),  k = (n + 6h) mod 6,  n = 5, 3, 1 for r, g, b
+    /// ```
+    ///
+    /// which equals torchvision's `_hsv2rgb` sector table on every sector.
+    ///
+    /// # Shapes
+    /// `hsv`: `[N, 3, H, W]` float → `[N, 3, H, W]` RGB.
+    fn hsv_to_rgb(hsv: &Tensor) -> Tensor {
+        let (h, s, v) = (hsv.narrow(1, 0, 1), hsv.narrow(1, 1, 1), hsv.narrow(1, 2, 1)); // [N, 1, H, W]
+        let n = Tensor::from_slice(&[5.0f32, 3.0, 1.0]).to_device(hsv.device()).to_kind(hsv.kind());
+        let k = (n.view([1, 3, 1, 1]) + &h * 6.0).remainder(6.0); // [N, 3, H, W]
+        let ramp = k.minimum(&(k.neg() + 4.0)).clamp(0.0, 1.0);
+        &v - &v * &s * ramp
+    }
+
+    /// The textbook rotation: to HSV, shift h, back (torchvision's adjust_hue, step by step).
+    fn rotate_via_hsv(x: &Tensor, shift: &Tensor) -> Tensor {
+        let hsv = rgb_to_hsv(x);
+        let h = (hsv.narrow(1, 0, 1) + shift).remainder(1.0);
+        hsv_to_rgb(&Tensor::cat(&[h, hsv.narrow(1, 1, 2)], 1))
+    }
 
     fn pixel(rgb: [f64; 3]) -> Tensor {
         Tensor::from_slice(&rgb).view([1, 3, 1, 1])
@@ -121,6 +174,20 @@ mod tests {
         for (g, w) in got.iter().zip([0.75, 0.9, 0.2]) {
             assert!((g - w).abs() < 1e-12, "{got:?}");
         }
+    }
+
+    #[test]
+    fn the_direct_rotation_equals_the_round_trip_through_hsv() {
+        let x = Tensor::rand([6, 3, 5, 7], (Kind::Double, Device::Cpu));
+        // Some pixels gray (no chroma) and some with tied maxima, where the branches matter.
+        let gray = x.narrow(3, 0, 1).narrow(1, 0, 1).expand([6, 3, 5, 1], false);
+        x.narrow(3, 0, 1).copy_(&gray);
+        x.narrow(3, 1, 1).narrow(1, 1, 1).copy_(&x.narrow(3, 1, 1).narrow(1, 0, 1));
+        let shift = Tensor::from_slice(&[0.0, 0.1, -0.25, 0.5, -0.5, 0.37]).view([6, 1, 1, 1]);
+        let got = rotate_hue(&x, &shift);
+        let want = rotate_via_hsv(&x, &shift);
+        let err = f64::try_from((&got - &want).abs().max()).unwrap();
+        assert!(err < 1e-12, "max difference {err}");
     }
 
     #[test]

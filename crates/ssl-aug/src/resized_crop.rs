@@ -133,25 +133,36 @@ impl BatchAug for RandomResizedCrop {
             "RandomResizedCrop: x {size:?} is not the {:?} the boxes were drawn for",
             params.input_size
         );
-        let (h, w) = (size[2] as f64, size[3] as f64);
-        // Output pixel centres at normalised u ∈ (−1, 1) map to the box: x_in = (bw/W)·u + cx.
-        let theta: Vec<f32> = params
-            .boxes
-            .iter()
-            .flat_map(|&[top, left, bh, bw]| {
-                let cx = (2.0 * left as f64 + bw as f64) / w - 1.0;
-                let cy = (2.0 * top as f64 + bh as f64) / h - 1.0;
-                [bw as f64 / w, 0.0, cx, 0.0, bh as f64 / h, cy].map(|v| v as f32)
-            })
-            .collect();
-        let kind = x.kind();
-        let theta = Tensor::from_slice(&theta).view([-1, 2, 3]).to_device(x.device()); // [N, 2, 3]
         let [oh, ow] = self.cfg.size;
-        let out = [size[0], size[1], oh, ow];
-        // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
-        let grid = Tensor::affine_grid_generator(&theta.to_kind(kind), out, false); // [N, oH, oW, 2]
+        let grid = box_grid(&params.boxes, params.input_size, [oh, ow], x); // [N, oH, oW, 2]
+                                                                            // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
         x.grid_sampler(&grid, 0, 1, false) // [N, C, oH, oW]
     }
+}
+
+/// The sampling grid of axis-aligned boxes, `[N, oH, oW, 2]` in grid_sample's normalised
+/// coordinates (align_corners = false): output pixel centres `u` (affine_grid's base grid,
+/// `linspace(−1, 1, n)·(n − 1)/n`) map to `(bw/W)·u + cx` across and `(bh/H)·u + cy` down.
+/// Built from one row and one column per sample: the same grid as `affine_grid` of the
+/// diagonal θ, without its `[N, oH·oW, 3] × [3, 2]` product (which cost more than the sampling).
+fn box_grid(boxes: &[[i64; 4]], [h, w]: [i64; 2], [oh, ow]: [i64; 2], x: &Tensor) -> Tensor {
+    let (kind, device) = (x.kind(), x.device());
+    let (h, w) = (h as f64, w as f64);
+    let mut coef = Vec::with_capacity(boxes.len() * 4);
+    for &[top, left, bh, bw] in boxes {
+        let cx = (2.0 * left as f64 + bw as f64) / w - 1.0;
+        let cy = (2.0 * top as f64 + bh as f64) / h - 1.0;
+        coef.extend([bw as f64 / w, cx, bh as f64 / h, cy].map(|v| v as f32));
+    }
+    let coef = Tensor::from_slice(&coef).view([-1, 4]).to_device(device).to_kind(kind); // [N, 4]
+    let base =
+        |n: i64| Tensor::linspace(-1.0, 1.0, n, (kind, device)) * ((n - 1) as f64 / n as f64);
+    let n = boxes.len() as i64;
+    let gx = coef.narrow(1, 0, 1) * base(ow).view([1, ow]) + coef.narrow(1, 1, 1); // [N, oW]
+    let gy = coef.narrow(1, 2, 1) * base(oh).view([1, oh]) + coef.narrow(1, 3, 1); // [N, oH]
+    let gx = gx.view([n, 1, ow]).expand([n, oh, ow], false);
+    let gy = gy.view([n, oh, 1]).expand([n, oh, ow], false);
+    Tensor::stack(&[gx, gy], 3) // [N, oH, oW, 2]
 }
 
 #[cfg(test)]
@@ -162,6 +173,25 @@ mod tests {
 
     fn crop(size: [i64; 2], scale: [f64; 2], ratio: [f64; 2]) -> RandomResizedCrop {
         RandomResizedCropConfig { size, scale, ratio }.build().unwrap()
+    }
+
+    #[test]
+    fn the_box_grid_is_affine_grids_grid_of_the_diagonal_theta() {
+        let boxes = [[0, 0, 10, 12], [3, 2, 5, 7], [9, 11, 1, 1]];
+        let x = Tensor::zeros([3, 1, 10, 12], (Kind::Double, Device::Cpu));
+        let got = box_grid(&boxes, [10, 12], [4, 6], &x);
+        let theta: Vec<f64> = boxes
+            .iter()
+            .flat_map(|&[t, l, bh, bw]| {
+                let cx = (2.0 * l as f64 + bw as f64) / 12.0 - 1.0;
+                let cy = (2.0 * t as f64 + bh as f64) / 10.0 - 1.0;
+                [bw as f64 / 12.0, 0.0, cx, 0.0, bh as f64 / 10.0, cy]
+            })
+            .collect();
+        let theta = Tensor::from_slice(&theta).view([3, 2, 3]);
+        let want = Tensor::affine_grid_generator(&theta, [3, 1, 4, 6], false);
+        // f32 box coefficients against the f64 θ.
+        assert!(got.allclose(&want, 1e-6, 1e-6, false), "{got} vs {want}");
     }
 
     #[test]

@@ -33,7 +33,8 @@ fn a_yaml_pipeline_builds_and_runs_each_op_in_order() {
 fn an_unknown_op_or_a_bad_field_is_an_error_naming_it() {
     let err = serde_saphyr::from_str::<Vec<OpConfig>>("- sharpen: {p: 0.5}").unwrap_err();
     assert!(err.to_string().contains("sharpen"), "{err}");
-    let ops: Vec<OpConfig> = serde_saphyr::from_str("- solarize: {threshold: 2.0, p: 0.2}").unwrap();
+    let ops: Vec<OpConfig> =
+        serde_saphyr::from_str("- solarize: {threshold: 2.0, p: 0.2}").unwrap();
     let err = build_pipeline(&ops).unwrap_err().to_string();
     assert!(err.contains("solarize.threshold"), "{err}");
 }
