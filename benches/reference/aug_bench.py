@@ -1,7 +1,7 @@
 """Reference side of `cargo xtask bench-aug`: the SimCLR two-view pipeline in
 torchvision.transforms.v2 (per sample, through a DataLoader with 2 workers, as training scripts
 feed a GPU) and in kornia.augmentation (batched on the tensor). Prints one JSON object per line:
-pipeline, size, device, torchvision_img_s or kornia_img_s (source images per second; each
+pipeline, size, batch, device, torchvision_img_s or kornia_img_s (source images per second; each
 source image gives two views).
 
 The pipelines match `ssl_aug::ViewPair` presets: at 32 px SimCLR's CIFAR views (crop scale
@@ -95,7 +95,7 @@ def kornia_img_s(size, batch, blur, device):
 def main():
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     for name, size, batch, blur in CASES:
-        row = {"pipeline": name, "size": size, "device": "cpu"}
+        row = {"pipeline": name, "size": size, "batch": batch, "device": "cpu"}
         print(json.dumps({**row, "torchvision_img_s": round(torchvision_img_s(size, batch, blur), 1)}), flush=True)
         for device in devices:
             row["device"] = device

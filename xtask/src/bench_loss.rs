@@ -16,19 +16,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use crate::bench_report::{cell, criterion_ms, json_lines, publish, ratio, HEAP_KEPT};
 use crate::setup::Env;
 use crate::shell::{self, cargo, workspace_root};
 
-/// glibc settings of both timed sides: no `mmap` per large block, no trimming of the heap.
-const HEAP_KEPT: &str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295";
 /// glibc settings of the memory pass: every block above 128 KiB is its own mapping.
 const MMAP_EACH: &str = "glibc.malloc.mmap_threshold=131072";
-/// Where the table goes in docs/benchmarks.md.
-const BEGIN: &str = "<!-- bench-loss: begin (written by `cargo xtask bench-loss`) -->";
-const END: &str = "<!-- bench-loss: end -->";
 /// The tiled floor at this N is extrapolated from the one at 16,384 (its matrix is 64 GiB).
 const EXTRAPOLATED_FROM: i64 = 16_384;
 
@@ -59,44 +55,12 @@ pub(crate) fn run(env: &Env) -> Result<()> {
         json_lines(cmd.env("GLIBC_TUNABLES", HEAP_KEPT))
     })?;
     let rows = merge(&root.join("target/criterion"), &memory, &pytorch)?;
-    let out = root.join("target/bench");
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let path = out.join("loss.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&rows)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    let table = table(&rows);
-    println!("{table}");
-    eprintln!("xtask: wrote {}", path.display());
-    write_docs(&root.join("docs/benchmarks.md"), &table)
-}
-
-/// Runs `cmd`, echoing it, and parses every stdout line that starts with `{` as JSON.
-fn json_lines(cmd: &mut Command) -> Result<Vec<Value>> {
-    let line = shell::display(cmd);
-    eprintln!("xtask: $ {line}");
-    let out = cmd
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("starting `{line}`"))?;
-    if !out.status.success() {
-        bail!("`{line}` failed with {}", out.status);
-    }
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).with_context(|| format!("`{line}` printed {l:?}")))
-        .collect()
+    publish(&root, "loss", &rows, &table(&rows))
 }
 
 /// Criterion's median of `dir/<device>_<loss>/<function>/<n>`, in milliseconds.
-fn criterion_ms(dir: &Path, key: &Key, function: &str) -> Result<Option<f64>> {
-    let path = dir.join(format!("{}_{}", key.0, key.1)).join(function).join(key.2.to_string());
-    let path = path.join("new/estimates.json");
-    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    let ns = v["median"]["point_estimate"].as_f64();
-    Ok(Some(ns.with_context(|| format!("{} has no median", path.display()))? / 1e6))
+fn case_ms(dir: &Path, key: &Key, function: &str) -> Result<Option<f64>> {
+    criterion_ms(&dir.join(format!("{}_{}", key.0, key.1)).join(function).join(key.2.to_string()))
 }
 
 fn key_of(v: &Value) -> Result<Key> {
@@ -113,16 +77,16 @@ fn merge(criterion: &Path, memory: &[Value], pytorch: &[Value]) -> Result<Vec<Va
     let mut rows = Vec::new();
     for m in memory {
         let key = key_of(m)?;
-        let ours = match criterion_ms(criterion, &key, "step")? {
+        let ours = match case_ms(criterion, &key, "step")? {
             Some(ms) => ms,
             None => m["single_ms"].as_f64().context("single_ms")?,
         };
-        let floor = match criterion_ms(criterion, &key, "gemm_floor")? {
+        let floor = match case_ms(criterion, &key, "gemm_floor")? {
             Some(ms) => Some(ms),
             None => {
                 let base = (key.0.clone(), key.1.clone(), EXTRAPOLATED_FROM);
                 let scale = (key.2 as f64 / EXTRAPOLATED_FROM as f64).powi(2);
-                criterion_ms(criterion, &base, "gemm_floor")?.map(|ms| ms * scale)
+                case_ms(criterion, &base, "gemm_floor")?.map(|ms| ms * scale)
             }
         };
         rows.push(json!({
@@ -136,12 +100,6 @@ fn merge(criterion: &Path, memory: &[Value], pytorch: &[Value]) -> Result<Vec<Va
 
 /// The markdown table of the rows, with the ratios the bar is stated in.
 fn table(rows: &[Value]) -> String {
-    let num =
-        |v: &Value, digits: usize| v.as_f64().map_or("–".into(), |x| format!("{x:.digits$}"));
-    let ratio = |a: &Value, b: &Value| match (a.as_f64(), b.as_f64()) {
-        (Some(a), Some(b)) => format!("{:.2}", a / b),
-        _ => "–".into(),
-    };
     let mut out = String::from(
         "| loss | N | device | ours (ms) | PyTorch eager (ms) | GEMM floor (ms) | ours / floor \
          | ours / PyTorch | peak extra (MiB) |\n|---|---|---|---|---|---|---|---|---|\n",
@@ -152,28 +110,15 @@ fn table(rows: &[Value]) -> String {
             r["loss"].as_str().unwrap_or("?"),
             r["n"],
             r["device"].as_str().unwrap_or("?"),
-            num(&r["ours_ms"], 1),
-            num(&r["pytorch_ms"], 1),
-            num(&r["gemm_floor_ms"], 1),
+            cell(&r["ours_ms"], 1),
+            cell(&r["pytorch_ms"], 1),
+            cell(&r["gemm_floor_ms"], 1),
             ratio(&r["ours_ms"], &r["gemm_floor_ms"]),
             ratio(&r["ours_ms"], &r["pytorch_ms"]),
-            num(&r["peak_mib"], 0),
+            cell(&r["peak_mib"], 0),
         );
     }
     out
-}
-
-/// Replaces the text between the bench-loss markers of docs/benchmarks.md with `table`.
-fn write_docs(path: &Path, table: &str) -> Result<()> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let (Some(a), Some(b)) = (text.find(BEGIN), text.find(END)) else {
-        bail!("{} has no `{BEGIN}` … `{END}` section for the table", path.display());
-    };
-    let new = format!("{}{BEGIN}\n{table}{}", &text[..a], &text[b..]);
-    std::fs::write(path, new).with_context(|| format!("writing {}", path.display()))?;
-    eprintln!("xtask: updated the table in {}", path.display());
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! installs libtorch (PyTorch 2.11.0 from PyPI), installs Fashion-MNIST and writes the git-ignored
 //! `.cargo/libtorch.toml` so that plain `cargo build` / `cargo test` work afterwards.
 
+mod bench_aug;
 mod bench_loss;
+mod bench_report;
 mod ci;
 mod dataset;
 mod libtorch;
@@ -50,6 +52,10 @@ enum Command {
     /// Set up, then time every loss (forward + backward) next to PyTorch eager and the GEMM
     /// floor; writes target/bench/loss.json and the table in docs/benchmarks.md (~15 min).
     BenchLoss(SetupArgs),
+    /// Set up, then time the SimCLR two-view augmentations next to torchvision v2 and kornia
+    /// (installed into the venv); writes target/bench/aug.json and the table in
+    /// docs/benchmarks.md (~2 min).
+    BenchAug(SetupArgs),
     /// Check the crate dependency direction and that every .rs file opens with `//!`.
     Tidy,
 }
@@ -89,6 +95,10 @@ fn main() -> Result<()> {
         Command::BenchLoss(args) => {
             let env = setup::run(&args)?;
             bench_loss::run(&env)
+        }
+        Command::BenchAug(args) => {
+            let env = setup::run(&args)?;
+            bench_aug::run(&env)
         }
         Command::Tidy => tidy::check(&shell::workspace_root()),
     }

@@ -1,15 +1,23 @@
 //! The two-phase augmentation trait and its object-safe form for pipelines.
 
+use std::any::Any;
 use std::fmt::Debug;
 
 use tch::Tensor;
 
 use crate::AugRng;
 
+/// Per-sample parameters of one batch, which can be cut into the rows of a sub-batch (a
+/// pipeline applies a large batch in cache-sized chunks with the parameters drawn for all).
+pub trait BatchParams: Debug + Clone + Send + 'static {
+    /// The parameters of samples `start .. start + len`.
+    fn rows(&self, start: usize, len: usize) -> Self;
+}
+
 /// A batched augmentation: sample per-sample parameters, then apply them in one call.
 pub trait BatchAug: Debug + Send + Sync {
     /// The parameters of one batch; every per-sample field has leading length N.
-    type Params: Debug + Clone;
+    type Params: BatchParams;
 
     /// Draws the parameters for a batch of shape `size` (`[N, C, H, W]`). This is the only
     /// random step. It takes the whole shape, not just N, because geometric ops such as
@@ -21,18 +29,49 @@ pub trait BatchAug: Debug + Send + Sync {
     /// # Panics
     /// When `x` is not 4-D or its N differs from the parameters' N.
     fn apply(&self, x: &Tensor, params: &Self::Params) -> Tensor;
+
+    /// The shape of the output for an input of shape `size` (the same, unless the op resizes).
+    fn output_size(&self, size: &[i64]) -> Vec<i64> {
+        size.to_vec()
+    }
 }
+
+/// Parameters of some op, type-erased for pipelines.
+pub type ErasedParams = Box<dyn Any + Send>;
 
 /// An augmentation as a single random call, for pipelines of mixed ops.
 pub trait Aug: Debug + Send + Sync {
     /// Samples parameters for `x`'s batch from `rng` and applies them.
-    fn forward(&self, x: &Tensor, rng: &mut AugRng) -> Tensor;
+    fn forward(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
+        let (params, _) = self.sample_erased(&x.size(), rng);
+        self.apply_erased(x, &params, 0, x.size()[0] as usize)
+    }
+
+    /// [`BatchAug::sample`] behind a type-erased box, with the output shape.
+    fn sample_erased(&self, size: &[i64], rng: &mut AugRng) -> (ErasedParams, Vec<i64>);
+
+    /// [`BatchAug::apply`] of the parameter rows `start .. start + len` to `x`, which holds
+    /// those `len` samples.
+    ///
+    /// # Panics
+    /// When `params` did not come from this op's [`Aug::sample_erased`].
+    fn apply_erased(&self, x: &Tensor, params: &ErasedParams, start: usize, len: usize) -> Tensor;
 }
 
 impl<T: BatchAug> Aug for T {
-    fn forward(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
-        let params = self.sample(&x.size(), rng);
-        self.apply(x, &params)
+    fn sample_erased(&self, size: &[i64], rng: &mut AugRng) -> (ErasedParams, Vec<i64>) {
+        (Box::new(self.sample(size, rng)), self.output_size(size))
+    }
+
+    fn apply_erased(&self, x: &Tensor, params: &ErasedParams, start: usize, len: usize) -> Tensor {
+        let p = params.downcast_ref::<T::Params>().expect("parameters of another op");
+        self.apply(x, &p.rows(start, len))
+    }
+}
+
+impl<A: BatchParams, B: BatchParams> BatchParams for (A, B) {
+    fn rows(&self, start: usize, len: usize) -> Self {
+        (self.0.rows(start, len), self.1.rows(start, len))
     }
 }
 
@@ -43,4 +82,9 @@ pub(crate) fn check_batch(op: &str, x: &Tensor, n: usize) {
         size.len() == 4 && size[0] as usize == n,
         "{op}: x {size:?} must be [N, C, H, W] with N = {n} (the parameters' batch)"
     );
+}
+
+/// `v[start .. start + len]` as a new vector.
+pub(crate) fn rows_of<T: Clone>(v: &[T], start: usize, len: usize) -> Vec<T> {
+    v[start..start + len].to_vec()
 }

@@ -2,12 +2,12 @@
 
 use tch::{Kind, Tensor};
 
-use crate::aug::check_batch;
+use crate::aug::{check_batch, rows_of};
 use crate::error::check_probability;
 use crate::hsv::rotate_hue;
 use crate::mask::sample_mask;
 use crate::rng::{uniform, uniform_int};
-use crate::{AugError, AugRng, BatchAug, Result};
+use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`ColorJitter`]; a strength of 0 disables that adjustment.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -136,9 +136,10 @@ pub(crate) fn gray(x: &Tensor) -> Tensor {
     if x.size()[1] == 1 {
         return x.shallow_clone();
     }
+    let w = |v: f64| Tensor::from(v).to_device(x.device()).to_kind(x.kind()); // 0-dim
     let mut l = x.narrow(1, 0, 1) * 0.2989; // [N, 1, H, W]
-    l += x.narrow(1, 1, 1) * 0.587;
-    l += x.narrow(1, 2, 1) * 0.114;
+    let _ = l.addcmul_(&x.narrow(1, 1, 1), &w(0.587));
+    let _ = l.addcmul_(&x.narrow(1, 2, 1), &w(0.114));
     l
 }
 
@@ -157,6 +158,19 @@ fn permutation<const K: usize>(rng: &mut AugRng) -> [u8; K] {
         order.swap(i, uniform_int(rng, i as i64 + 1) as usize);
     }
     order
+}
+
+impl BatchParams for JitterParams {
+    fn rows(&self, start: usize, len: usize) -> Self {
+        Self {
+            apply: rows_of(&self.apply, start, len),
+            brightness: rows_of(&self.brightness, start, len),
+            contrast: rows_of(&self.contrast, start, len),
+            saturation: rows_of(&self.saturation, start, len),
+            hue: rows_of(&self.hue, start, len),
+            order: rows_of(&self.order, start, len),
+        }
+    }
 }
 
 impl BatchAug for ColorJitter {
@@ -198,9 +212,10 @@ impl BatchAug for ColorJitter {
         // Only the jittered samples are computed: `rows` are their indices in the batch.
         let all = chosen.len() == p.apply.len();
         let idx = (!all).then(|| Tensor::from_slice(&chosen).to_device(x.device()));
-        let mut y = match &idx {
-            Some(idx) => x.index_select(0, idx),
-            None => x.shallow_clone(),
+        // `owned`: y is a tensor of this call (not x), so it may be written in place.
+        let (mut y, mut owned) = match &idx {
+            Some(idx) => (x.index_select(0, idx), true),
+            None => (x.shallow_clone(), false),
         };
         let rows: Vec<usize> = chosen.iter().map(|&i| i as usize).collect();
         let rgb = x.size()[1] == 3;
@@ -220,27 +235,40 @@ impl BatchAug for ColorJitter {
             }
             let mixes = beta.iter().chain(&gamma).any(|&w| w != 0.0);
             if mixes || alpha.iter().any(|&a| a != 1.0) {
-                let mut z = &y * column(&alpha, x);
-                if mixes {
-                    // q = γ·gray + β·mean: each sample has at most one of the two terms, the
-                    // other an exact 0, so z + q equals the op's own formula bit for bit.
-                    let mut q = gray(&y); // [N, 1, H, W]
-                    let mean = q.mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
-                    q *= column(&gamma, x);
+                // q = γ·gray + β·mean: each sample has at most one of the two terms, the
+                // other an exact 0, so α·y + q equals the op's own formula bit for bit.
+                let q = mixes.then(|| {
+                    let g = gray(&y); // [N, 1, H, W]; y itself for one channel
+                    let mean = g.mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
+                    let mut q = g * column(&gamma, x);
                     q += mean * column(&beta, x);
-                    z += q;
+                    q
+                });
+                // In place once y is this call's own tensor: allocations cost more than passes.
+                if owned {
+                    y *= column(&alpha, x);
+                } else {
+                    y = &y * column(&alpha, x);
+                    owned = true;
                 }
-                y = z.clamp_(0.0, 1.0);
+                if let Some(q) = q {
+                    y += q;
+                }
+                let _ = y.clamp_(0.0, 1.0);
             }
             if !hue_rows.is_empty() {
                 let at = Tensor::from_slice(&hue_rows).to_device(x.device()); // [M]
                 let shift: Vec<f32> = hue_rows.iter().map(|&j| p.hue[rows[j as usize]]).collect();
                 let rotated = rotate_hue(&y.index_select(0, &at), &column(&shift, x));
-                y = if hue_rows.len() == rows.len() {
-                    rotated
+                if hue_rows.len() == rows.len() {
+                    y = rotated;
+                    owned = true;
+                } else if owned {
+                    let _ = y.index_copy_(0, &at, &rotated);
                 } else {
-                    y.index_copy(0, &at, &rotated)
-                };
+                    y = y.index_copy(0, &at, &rotated);
+                    owned = true;
+                }
             }
         }
         match idx {
@@ -337,6 +365,19 @@ mod tests {
         let y = (&y * &sat + (sat.neg() + 1.0) * gray(&y)).clamp(0.0, 1.0);
         let want = (&y * &b).clamp(0.0, 1.0);
         assert!(op.apply(&x, &p).equal(&want));
+    }
+
+    #[test]
+    fn the_input_batch_is_never_written() {
+        let op = ColorJitterConfig::default().build().unwrap();
+        for c in [1, 3] {
+            let x = Tensor::rand([6, c, 5, 5], (Kind::Float, Device::Cpu));
+            let before = x.copy();
+            let p = op.sample(&x.size(), &mut aug_rng(3, &[]));
+            let all = JitterParams { apply: vec![true; 6], ..p };
+            let _ = op.apply(&x, &all);
+            assert!(x.equal(&before), "{c} channels");
+        }
     }
 
     #[test]

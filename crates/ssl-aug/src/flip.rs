@@ -2,10 +2,10 @@
 
 use tch::Tensor;
 
-use crate::aug::check_batch;
+use crate::aug::{check_batch, rows_of};
 use crate::error::check_probability;
 use crate::mask::{sample_mask, where_chosen};
-use crate::{AugRng, BatchAug, Result};
+use crate::{AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`HorizontalFlip`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,6 +47,12 @@ pub struct HorizontalFlip {
 pub struct FlipParams {
     /// `apply[i]`: whether sample `i` is flipped; length N.
     pub apply: Vec<bool>,
+}
+
+impl BatchParams for FlipParams {
+    fn rows(&self, start: usize, len: usize) -> Self {
+        Self { apply: rows_of(&self.apply, start, len) }
+    }
 }
 
 impl BatchAug for HorizontalFlip {

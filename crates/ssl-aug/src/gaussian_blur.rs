@@ -2,11 +2,11 @@
 
 use tch::{Kind, Tensor};
 
-use crate::aug::check_batch;
+use crate::aug::{check_batch, rows_of};
 use crate::error::check_probability;
 use crate::mask::{sample_mask, where_chosen};
 use crate::rng::uniform;
-use crate::{AugError, AugRng, BatchAug, Result};
+use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`GaussianBlur`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,6 +74,12 @@ pub struct BlurParams {
     pub apply: Vec<bool>,
     /// σ of sample `i`, in pixels.
     pub sigma: Vec<f32>,
+}
+
+impl BatchParams for BlurParams {
+    fn rows(&self, start: usize, len: usize) -> Self {
+        Self { apply: rows_of(&self.apply, start, len), sigma: rows_of(&self.sigma, start, len) }
+    }
 }
 
 impl BatchAug for GaussianBlur {

@@ -33,16 +33,26 @@ pub(crate) fn rotate_hue(x: &Tensor, shift: &Tensor) -> Tensor {
     // throughout: fresh allocations cost more than the passes themselves at these sizes.
     let is_r = r.eq_tensor(&v).to_kind(compute);
     let mut is_g = g.eq_tensor(&v).to_kind(compute);
-    is_g *= is_r.neg() + 1.0;
-    let mut is_b = (&is_r + &is_g).neg_();
-    is_b += 1.0;
+    let mut not_r = is_r.neg();
+    not_r += 1.0;
+    is_g *= &not_r;
+    let mut is_b = not_r;
+    is_b -= &is_g;
     // 6h = (g − b)/c, 2 + (b − r)/c or 4 + (r − g)/c, in [−1, 5); hs = h + shift in turns.
-    let mut hs = (&g - &b) * &is_r;
-    hs += (&b - &r) * &is_g;
-    hs += (&r - &g) * &is_b;
+    let mut hs = &g - &b;
+    hs *= &is_r;
+    let mut t = &b - &r;
+    t *= &is_g;
+    hs += &t;
+    t.copy_(&r);
+    t -= &g;
+    t *= &is_b;
+    hs += &t;
     hs /= c.clamp_min(1e-30);
-    hs += is_g * 2.0;
-    hs += is_b * 4.0;
+    is_g *= 2.0;
+    hs += is_g;
+    is_b *= 4.0;
+    hs += is_b;
     hs *= 1.0 / 6.0;
     hs += shift.to_kind(compute);
     // (n + 6)/6 for n = 5, 3, 1 keeps the argument of frac positive (hs ≥ −1/6 − 1/2).

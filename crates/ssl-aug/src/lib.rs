@@ -19,6 +19,8 @@
 
 mod aug;
 mod color_jitter;
+mod compose;
+mod crop_flip;
 mod error;
 mod flip;
 mod gaussian_blur;
@@ -34,14 +36,15 @@ mod rng;
 mod solarize;
 mod vertical_flip;
 
-pub use aug::{Aug, BatchAug};
+pub use aug::{Aug, BatchAug, BatchParams, ErasedParams};
 pub use color_jitter::{ColorJitter, ColorJitterConfig, JitterParams};
+pub use compose::Compose;
 pub use error::{AugError, Result};
 pub use flip::{FlipParams, HorizontalFlip, HorizontalFlipConfig};
 pub use gaussian_blur::{BlurParams, GaussianBlur, GaussianBlurConfig};
 pub use grayscale::{RandomGrayscale, RandomGrayscaleConfig};
 pub use normalize::{Normalize, NormalizeConfig};
-pub use pipeline::{build_pipeline, Compose, OpConfig, ViewConfig};
+pub use pipeline::{build_pipeline, OpConfig, ViewConfig};
 pub use presets::{blur_kernel, MultiCrop, MultiCropConfig, ViewPair};
 pub use resize::{Resize, ResizeConfig};
 pub use resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};

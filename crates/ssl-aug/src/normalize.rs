@@ -3,7 +3,7 @@
 use tch::Tensor;
 
 use crate::aug::check_batch;
-use crate::{AugError, AugRng, BatchAug, Result};
+use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`Normalize`].
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +53,13 @@ impl NormalizeConfig {
 #[derive(Debug, Clone)]
 pub struct Normalize {
     cfg: NormalizeConfig,
+}
+
+/// The batch size is the only parameter of a deterministic op.
+impl BatchParams for usize {
+    fn rows(&self, _start: usize, len: usize) -> Self {
+        len
+    }
 }
 
 impl BatchAug for Normalize {

@@ -1,41 +1,11 @@
 //! Pipelines: ops applied in sequence, and the per-view settings of a method's augmentations.
 
-use tch::Tensor;
-
+use crate::crop_flip::CropThenFlip;
 use crate::{
-    Aug, AugRng, ColorJitterConfig, GaussianBlurConfig, HorizontalFlipConfig, NormalizeConfig,
+    Aug, ColorJitterConfig, Compose, GaussianBlurConfig, HorizontalFlipConfig, NormalizeConfig,
     RandomGrayscaleConfig, RandomResizedCropConfig, RandomSolarizeConfig, ResizeConfig, Result,
     VerticalFlipConfig,
 };
-
-/// Ops applied one after another, each drawing its parameters from the same generator.
-#[derive(Debug, Default)]
-pub struct Compose {
-    ops: Vec<Box<dyn Aug>>,
-}
-
-impl Compose {
-    /// Appends `op` at the end of the pipeline.
-    pub fn push(&mut self, op: impl Aug + 'static) {
-        self.ops.push(Box::new(op));
-    }
-
-    /// How many ops the pipeline holds.
-    pub fn len(&self) -> usize {
-        self.ops.len()
-    }
-
-    /// Whether the pipeline holds no op (and is the identity).
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
-    }
-}
-
-impl Aug for Compose {
-    fn forward(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
-        self.ops.iter().fold(x.shallow_clone(), |y, op| op.forward(&y, rng))
-    }
-}
 
 /// One op of a pipeline as written in YAML: `{random_resized_crop: {size: [32, 32]}}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,10 +56,19 @@ impl OpConfig {
 ///
 /// # Errors
 /// The first invalid op's [`crate::AugError::InvalidConfig`].
+/// A crop directly followed by a horizontal flip becomes one fused op (the same draws and
+/// pixels, one sampling call instead of two passes).
 pub fn build_pipeline(ops: &[OpConfig]) -> Result<Compose> {
     let mut pipeline = Compose::default();
-    for op in ops {
-        pipeline.ops.push(op.build()?);
+    let mut i = 0;
+    while i < ops.len() {
+        if let [OpConfig::RandomResizedCrop(c), OpConfig::HorizontalFlip(f), ..] = &ops[i..] {
+            pipeline.push(CropThenFlip { crop: c.build()?, flip: f.build()? });
+            i += 2;
+            continue;
+        }
+        pipeline.push_boxed(ops[i].build()?);
+        i += 1;
     }
     Ok(pipeline)
 }
@@ -160,7 +139,7 @@ impl ViewConfig {
 mod tests {
     use super::*;
     use crate::aug_rng;
-    use tch::{Device, Kind};
+    use tch::{Device, Kind, Tensor};
 
     #[test]
     fn an_empty_pipeline_is_the_identity_and_ops_run_in_order() {
@@ -180,7 +159,7 @@ mod tests {
     #[test]
     fn simclr_cifar_views_are_reproducible_and_differ_between_streams() {
         let views = ViewConfig::simclr_cifar(28).build().unwrap();
-        assert_eq!(views.len(), 4);
+        assert_eq!(views.len(), 3); // crop and flip fused
         let x = Tensor::rand([8, 1, 28, 28], (Kind::Float, Device::Cpu));
         let a = views.forward(&x, &mut aug_rng(1, &[0, 0, 0]));
         assert!(a.equal(&views.forward(&x, &mut aug_rng(1, &[0, 0, 0]))));

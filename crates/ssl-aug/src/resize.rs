@@ -91,10 +91,21 @@ impl Resize {
     }
 }
 
-impl crate::Aug for Resize {
-    /// [`Resize::forward`]: deterministic, so the generator is not drawn from.
-    fn forward(&self, x: &Tensor, _rng: &mut crate::AugRng) -> Tensor {
+impl crate::BatchAug for Resize {
+    /// The batch size: resizing draws nothing.
+    type Params = usize;
+
+    fn sample(&self, size: &[i64], _rng: &mut crate::AugRng) -> usize {
+        size[0] as usize
+    }
+
+    fn apply(&self, x: &Tensor, n: &usize) -> Tensor {
+        crate::aug::check_batch("Resize", x, *n);
         Resize::forward(self, x)
+    }
+
+    fn output_size(&self, size: &[i64]) -> Vec<i64> {
+        vec![size[0], size[1], self.cfg.size[0], self.cfg.size[1]]
     }
 }
 

@@ -2,9 +2,9 @@
 
 use tch::Tensor;
 
-use crate::aug::check_batch;
+use crate::aug::{check_batch, rows_of};
 use crate::rng::{uniform, uniform_int};
-use crate::{AugError, AugRng, BatchAug, Result};
+use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`RandomResizedCrop`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,8 +115,18 @@ fn sample_box(h: i64, w: i64, scale: [f64; 2], ratio: [f64; 2], rng: &mut AugRng
     [(h - ch) / 2, (w - cw) / 2, ch, cw]
 }
 
+impl BatchParams for CropParams {
+    fn rows(&self, start: usize, len: usize) -> Self {
+        Self { boxes: rows_of(&self.boxes, start, len), input_size: self.input_size }
+    }
+}
+
 impl BatchAug for RandomResizedCrop {
     type Params = CropParams;
+
+    fn output_size(&self, size: &[i64]) -> Vec<i64> {
+        vec![size[0], size[1], self.cfg.size[0], self.cfg.size[1]]
+    }
 
     fn sample(&self, size: &[i64], rng: &mut AugRng) -> CropParams {
         let (h, w) = (size[2], size[3]);
@@ -126,6 +136,20 @@ impl BatchAug for RandomResizedCrop {
     }
 
     fn apply(&self, x: &Tensor, params: &CropParams) -> Tensor {
+        self.apply_mirrored(x, params, &[])
+    }
+}
+
+impl RandomResizedCrop {
+    /// [`BatchAug::apply`], mirroring left–right the outputs of the samples with `mirror[i]`
+    /// (none when `mirror` is empty) by sampling their boxes right to left: the same pixels as
+    /// a horizontal flip after the crop, in the same single call.
+    pub(crate) fn apply_mirrored(
+        &self,
+        x: &Tensor,
+        params: &CropParams,
+        mirror: &[bool],
+    ) -> Tensor {
         check_batch("RandomResizedCrop", x, params.boxes.len());
         let size = x.size();
         assert!(
@@ -133,9 +157,8 @@ impl BatchAug for RandomResizedCrop {
             "RandomResizedCrop: x {size:?} is not the {:?} the boxes were drawn for",
             params.input_size
         );
-        let [oh, ow] = self.cfg.size;
-        let grid = box_grid(&params.boxes, params.input_size, [oh, ow], x); // [N, oH, oW, 2]
-                                                                            // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
+        // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
+        let grid = box_grid(&params.boxes, params.input_size, self.cfg.size, mirror, x);
         x.grid_sampler(&grid, 0, 1, false) // [N, C, oH, oW]
     }
 }
@@ -145,14 +168,23 @@ impl BatchAug for RandomResizedCrop {
 /// `linspace(−1, 1, n)·(n − 1)/n`) map to `(bw/W)·u + cx` across and `(bh/H)·u + cy` down.
 /// Built from one row and one column per sample: the same grid as `affine_grid` of the
 /// diagonal θ, without its `[N, oH·oW, 3] × [3, 2]` product (which cost more than the sampling).
-fn box_grid(boxes: &[[i64; 4]], [h, w]: [i64; 2], [oh, ow]: [i64; 2], x: &Tensor) -> Tensor {
+/// A sample with `mirror[i]` gets the negated scale across: its box read right to left (the
+/// base grid is symmetric, so this is exactly the flipped grid).
+fn box_grid(
+    boxes: &[[i64; 4]],
+    [h, w]: [i64; 2],
+    [oh, ow]: [i64; 2],
+    mirror: &[bool],
+    x: &Tensor,
+) -> Tensor {
     let (kind, device) = (x.kind(), x.device());
     let (h, w) = (h as f64, w as f64);
     let mut coef = Vec::with_capacity(boxes.len() * 4);
-    for &[top, left, bh, bw] in boxes {
+    for (i, &[top, left, bh, bw]) in boxes.iter().enumerate() {
         let cx = (2.0 * left as f64 + bw as f64) / w - 1.0;
         let cy = (2.0 * top as f64 + bh as f64) / h - 1.0;
-        coef.extend([bw as f64 / w, cx, bh as f64 / h, cy].map(|v| v as f32));
+        let sx = if mirror.get(i).copied().unwrap_or(false) { -1.0 } else { 1.0 };
+        coef.extend([sx * bw as f64 / w, cx, bh as f64 / h, cy].map(|v| v as f32));
     }
     let coef = Tensor::from_slice(&coef).view([-1, 4]).to_device(device).to_kind(kind); // [N, 4]
     let base =
@@ -179,7 +211,7 @@ mod tests {
     fn the_box_grid_is_affine_grids_grid_of_the_diagonal_theta() {
         let boxes = [[0, 0, 10, 12], [3, 2, 5, 7], [9, 11, 1, 1]];
         let x = Tensor::zeros([3, 1, 10, 12], (Kind::Double, Device::Cpu));
-        let got = box_grid(&boxes, [10, 12], [4, 6], &x);
+        let got = box_grid(&boxes, [10, 12], [4, 6], &[], &x);
         let theta: Vec<f64> = boxes
             .iter()
             .flat_map(|&[t, l, bh, bw]| {
