@@ -1,0 +1,116 @@
+//! ssl-aug against torchvision.transforms.v2.functional on a fixed image: the values in
+//! `fixtures/torchvision.json` were made by `fixtures/make_torchvision.py` with torchvision
+//! 0.26.0 (the release for PyTorch 2.11.0).
+
+use serde_json::Value;
+use ssl_aug::{
+    BatchAug, BlurParams, ColorJitterConfig, FlipParams, GaussianBlurConfig, JitterParams,
+    RandomGrayscaleConfig, RandomSolarizeConfig,
+};
+use tch::{Device, Kind, Tensor};
+
+fn fixture() -> Value {
+    let text = include_str!("fixtures/torchvision.json");
+    serde_json::from_str(text).expect("fixtures/torchvision.json parses")
+}
+
+fn tensor(values: &Value, shape: &[i64]) -> Tensor {
+    let v: Vec<f32> =
+        values.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    Tensor::from_slice(&v).view(shape).to_device(Device::Cpu)
+}
+
+/// The case `name`: its parameters and torchvision's output.
+fn case<'a>(fx: &'a Value, name: &str) -> (&'a Value, Tensor) {
+    let shape: Vec<i64> =
+        fx["shape"].as_array().unwrap().iter().map(|s| s.as_i64().unwrap()).collect();
+    let c = fx["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).expect(name);
+    (&c["params"], tensor(&c["output"], &shape))
+}
+
+fn input(fx: &Value) -> Tensor {
+    let shape: Vec<i64> =
+        fx["shape"].as_array().unwrap().iter().map(|s| s.as_i64().unwrap()).collect();
+    tensor(&fx["input"], &shape)
+}
+
+fn assert_matches(name: &str, got: &Tensor, want: &Tensor) {
+    assert_eq!(got.size(), want.size(), "{name}");
+    let err = f64::try_from((got.to_kind(Kind::Float) - want).abs().max()).unwrap();
+    assert!(err < 2e-6, "{name}: max difference {err} from torchvision");
+}
+
+/// Jitter parameters for 2 samples: identity except `set`.
+fn jitter(set: impl Fn(&mut JitterParams)) -> JitterParams {
+    let mut p = JitterParams::identity(2);
+    set(&mut p);
+    p
+}
+
+#[test]
+fn colour_adjustments_match_torchvision() {
+    let fx = fixture();
+    let x = input(&fx);
+    let op = ColorJitterConfig::default().build().unwrap();
+    let f = |params: &Value, key: &str| params[key].as_f64().unwrap() as f32;
+    let (p, want) = case(&fx, "brightness");
+    assert_matches(
+        "brightness",
+        &op.apply(&x, &jitter(|j| j.brightness = vec![f(p, "factor"); 2])),
+        &want,
+    );
+    let (p, want) = case(&fx, "contrast");
+    assert_matches(
+        "contrast",
+        &op.apply(&x, &jitter(|j| j.contrast = vec![f(p, "factor"); 2])),
+        &want,
+    );
+    let (p, want) = case(&fx, "saturation");
+    assert_matches(
+        "saturation",
+        &op.apply(&x, &jitter(|j| j.saturation = vec![f(p, "factor"); 2])),
+        &want,
+    );
+    for name in ["hue", "hue_negative"] {
+        let (p, want) = case(&fx, name);
+        assert_matches(name, &op.apply(&x, &jitter(|j| j.hue = vec![f(p, "factor"); 2])), &want);
+    }
+}
+
+#[test]
+fn a_jitter_in_a_given_order_matches_torchvision_applying_it_op_by_op() {
+    let fx = fixture();
+    let x = input(&fx);
+    let (p, want) = case(&fx, "jitter");
+    let order: Vec<u8> =
+        p["order"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap() as u8).collect();
+    let k: Vec<f32> =
+        p["factors"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let params = jitter(|j| {
+        j.order = vec![[order[0], order[1], order[2], order[3]]; 2];
+        (j.brightness, j.contrast, j.saturation, j.hue) =
+            (vec![k[0]; 2], vec![k[1]; 2], vec![k[2]; 2], vec![k[3]; 2]);
+    });
+    let op = ColorJitterConfig::default().build().unwrap();
+    assert_matches("jitter", &op.apply(&x, &params), &want);
+}
+
+#[test]
+fn grayscale_solarize_and_blur_match_torchvision() {
+    let fx = fixture();
+    let x = input(&fx);
+    let all = FlipParams { apply: vec![true; 2] };
+    let (_, want) = case(&fx, "grayscale");
+    let gray = RandomGrayscaleConfig { p: 1.0 }.build().unwrap();
+    assert_matches("grayscale", &gray.apply(&x, &all), &want);
+    let (p, want) = case(&fx, "solarize");
+    let threshold = p["threshold"].as_f64().unwrap();
+    let solarize = RandomSolarizeConfig { threshold, p: 1.0 }.build().unwrap();
+    assert_matches("solarize", &solarize.apply(&x, &all), &want);
+    let (p, want) = case(&fx, "blur");
+    let (kernel, sigma) = (p["kernel"].as_i64().unwrap(), p["sigma"].as_f64().unwrap());
+    let blur =
+        GaussianBlurConfig { kernel_size: kernel, sigma: [sigma, sigma], p: 1.0 }.build().unwrap();
+    let params = BlurParams { apply: vec![true; 2], sigma: vec![sigma as f32; 2] };
+    assert_matches("blur", &blur.apply(&x, &params), &want);
+}
