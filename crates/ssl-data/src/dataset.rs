@@ -23,6 +23,17 @@ pub trait Dataset: Send + Sync {
     /// When `index >= len()` or `out` has the wrong length.
     fn read_image(&self, index: usize, out: &mut [u8]);
 
+    /// [`Dataset::read_image`] for datasets whose reading is random (an image folder's
+    /// per-image random crop): `stream` seeds it, and the loader passes one per image and
+    /// epoch, so the same seed reads the same pixels. Deterministic datasets ignore it.
+    ///
+    /// # Panics
+    /// As [`Dataset::read_image`].
+    fn read_image_at(&self, index: usize, stream: u64, out: &mut [u8]) {
+        let _ = stream;
+        self.read_image(index, out);
+    }
+
     /// The label of image `index`, when the set has labels.
     fn label(&self, index: usize) -> Option<i64>;
 }

@@ -62,6 +62,14 @@ pub enum DataError {
         /// Labels in the label file.
         n_labels: usize,
     },
+    /// An image of an image folder that cannot be decoded (or a folder without images).
+    #[error("{path}: {reason}")]
+    Image {
+        /// The file (or folder).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A loader setting is out of range.
     #[error("invalid loader config: {field} {reason}")]
     Loader {

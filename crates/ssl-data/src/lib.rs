@@ -19,10 +19,12 @@ mod dataset;
 mod error;
 mod idx;
 mod idx_images;
+mod image_folder;
 mod loader;
 
 pub use dataset::Dataset;
 pub use error::{DataError, Result};
 pub use idx::{encode_idx, parse_idx, read_idx, IdxArray};
 pub use idx_images::{IdxImages, Split};
+pub use image_folder::{ImageFolder, ImageFolderConfig};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};

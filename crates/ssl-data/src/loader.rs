@@ -104,10 +104,11 @@ impl<D: Dataset + 'static> Loader<D> {
             let (tx, rx) = bounded(self.cfg.prefetch);
             let (dataset, order, bs) =
                 (Arc::clone(&self.dataset), Arc::clone(&order), self.cfg.batch_size);
+            let epoch_seed = mix(self.cfg.seed ^ 0x005E_ED1A_A6E5, epoch);
             handles.push(std::thread::spawn(move || {
                 for b in (w..total).step_by(workers) {
                     let indices = order[b * bs..((b + 1) * bs).min(order.len())].to_vec();
-                    if tx.send(assemble(dataset.as_ref(), indices)).is_err() {
+                    if tx.send(assemble(dataset.as_ref(), indices, epoch_seed)).is_err() {
                         return; // The consumer stopped early.
                     }
                 }
@@ -118,12 +119,13 @@ impl<D: Dataset + 'static> Loader<D> {
     }
 }
 
-fn assemble(dataset: &dyn Dataset, indices: Vec<usize>) -> Batch {
+/// Reads the images of `indices` (image `i` with the stream `mix(epoch_seed, i)`).
+fn assemble(dataset: &dyn Dataset, indices: Vec<usize>, epoch_seed: u64) -> Batch {
     let [c, h, w] = dataset.image_shape();
     let size = c * h * w;
     let mut pixels = vec![0u8; indices.len() * size];
     for (out, &i) in pixels.chunks_exact_mut(size).zip(&indices) {
-        dataset.read_image(i, out);
+        dataset.read_image_at(i, mix(epoch_seed, i as u64), out);
     }
     let shape = [indices.len() as i64, c as i64, h as i64, w as i64];
     let images = Tensor::from_slice(&pixels).view(shape); // [B, C, H, W]
