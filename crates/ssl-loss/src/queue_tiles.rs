@@ -15,10 +15,10 @@
 //! Unit rows bound every logit by 1/τ, so the fixed shift c replaces a running maximum (see
 //! `symmetric_tiles` for the range this allows; τ < 0.025 runs in f64).
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::ops::{unit_pair, unit_rows_as};
-use crate::symmetric_tiles::MIN_F32_TEMPERATURE;
+use crate::symmetric_tiles::{shift_kind, surrogate, tile_ranges};
 use crate::workspace::Workspace;
 
 /// Columns of one tile: about 2 Mi similarities (8 MiB in f32), between 256 and 8192.
@@ -26,17 +26,9 @@ fn tile_columns(n: i64) -> i64 {
     ((1 << 21) / n.max(1)).clamp(256, 8192)
 }
 
-/// The tiles `(start, len)` covering `0..k`.
-fn ranges(k: i64, tile: i64) -> impl Iterator<Item = (i64, i64)> {
-    (0..k).step_by(tile as usize).map(move |start| (start, tile.min(k - start)))
-}
-
-/// `Σ x·g − stopgrad(Σ x·g)`: zero in value, with gradient `g` with respect to `x`.
+/// [`surrogate`]'s first part when there is a gradient.
 fn attach(x: &Tensor, g: Option<Tensor>) -> Option<Tensor> {
-    g.map(|g| {
-        let dot = (x * g.to_kind(x.kind())).sum(x.kind());
-        &dot - dot.detach()
-    })
+    g.map(|g| surrogate(x, &g).0)
 }
 
 /// Mean InfoNCE of `q` against its key `k` and the `negatives` (shapes checked by the caller),
@@ -63,8 +55,7 @@ fn info_nce_in_tiles(
     let (qh, kh) = unit_pair(q, k); // [N, D] each
     let nh = unit_rows_as(negatives, qh.kind()); // [K, D]
     let out_kind = qh.kind();
-    let kind =
-        if out_kind == Kind::Float && tau < MIN_F32_TEMPERATURE { Kind::Double } else { out_kind };
+    let kind = shift_kind(out_kind, tau);
     let need = (qh.requires_grad(), kh.requires_grad(), nh.requires_grad());
     let (loss, gq, gk, gn) = tch::no_grad(|| {
         let (q, k, neg) = (qh.to_kind(kind), kh.to_kind(kind), nh.to_kind(kind));
@@ -85,7 +76,7 @@ fn info_nce_in_tiles(
             };
             let r = e_pos.copy(); // [N]
             let en = Tensor::zeros([n, q.size()[1]], (kind, q.device())); // [N, D]: E n̂
-            for cols in ranges(kn, tile) {
+            for &cols in &tile_ranges(kn, tile) {
                 let e = exp_tile(cols);
                 let mut r_ = r.shallow_clone();
                 r_ += e.sum_dim_intlist(1, false, kind);
@@ -101,7 +92,7 @@ fn info_nce_in_tiles(
             let gn = need.2.then(|| {
                 let qu = &q * u.unsqueeze(1) / scale; // [N, D]
                 let gn = Tensor::empty([kn, q.size()[1]], (kind, q.device())); // [K, D]
-                for cols in ranges(kn, tile) {
+                for &cols in &tile_ranges(kn, tile) {
                     let _ = exp_tile(cols).tr().mm_out(&gn.narrow(0, cols.0, cols.1), &qu);
                 }
                 gn
@@ -118,7 +109,7 @@ fn info_nce_in_tiles(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Reduction};
+    use tch::{Device, Kind, Reduction};
 
     /// Autograd through the dense `[N, 1 + K]` logits: the textbook form.
     fn dense(q: &Tensor, k: &Tensor, neg: &Tensor, tau: f64) -> Tensor {

@@ -26,7 +26,7 @@ use crate::{LossError, Result};
 pub(crate) const MIN_TEMPERATURE: f64 = 2.0 / 700.0;
 
 /// Below this τ an f32 computation would underflow (e^{−80} is near f32's smallest normal).
-pub(crate) const MIN_F32_TEMPERATURE: f64 = 2.0 / 80.0;
+const MIN_F32_TEMPERATURE: f64 = 2.0 / 80.0;
 
 /// Whether the exponentiated tiles are kept between the value and the gradient pass
 /// (O(M²/2) scratch) or recomputed there (O(tile²) scratch, 1/3 more products).
@@ -68,16 +68,34 @@ pub(crate) fn nt_xent(
         tch::no_grad(|| value_and_gradient(&z.detach(), tau, tile, tiles, ws, z.requires_grad()));
     match g {
         Some(g) => {
-            let dot = (&z * &g).sum(z.kind()); // 0-dim, ∂/∂z = g
-            let dot_value = dot.detach();
-            (loss + &dot - &dot_value, dot_value)
+            let (attached, dot) = surrogate(&z, &g);
+            (loss + attached, dot)
         }
         None => (loss, Tensor::zeros([], (z.kind(), z.device()))),
     }
 }
 
+/// `(Σ x·g − stopgrad(Σ x·g), stopgrad(Σ x·g))`: the first is zero in value with gradient `g`
+/// with respect to `x` (how these engines hand their gradients to autograd), the second the
+/// detached dot product. `g` is cast to `x`'s kind.
+pub(crate) fn surrogate(x: &Tensor, g: &Tensor) -> (Tensor, Tensor) {
+    let dot = (x * g.to_kind(x.kind())).sum(x.kind()); // 0-dim, ∂/∂x = g
+    let value = dot.detach();
+    (dot - &value, value)
+}
+
+/// The kind the fixed-shift engines compute in: f64 for f32 inputs whose τ is below
+/// [`MIN_F32_TEMPERATURE`], the input's kind otherwise.
+pub(crate) fn shift_kind(kind: Kind, tau: f64) -> Kind {
+    if kind == Kind::Float && tau < MIN_F32_TEMPERATURE {
+        Kind::Double
+    } else {
+        kind
+    }
+}
+
 /// The tiles `(start, len)` covering `0..n`.
-fn ranges(n: i64, tile: i64) -> Vec<(i64, i64)> {
+pub(crate) fn tile_ranges(n: i64, tile: i64) -> Vec<(i64, i64)> {
     (0..n).step_by(tile as usize).map(|start| (start, tile.min(n - start))).collect()
 }
 
@@ -103,14 +121,10 @@ pub(crate) fn value_and_gradient(
     with_grad: bool,
 ) -> (Tensor, Option<Tensor>) {
     let out_kind = z.kind();
-    let z = if out_kind == Kind::Float && tau < MIN_F32_TEMPERATURE {
-        z.to_kind(Kind::Double)
-    } else {
-        z.shallow_clone()
-    };
+    let z = z.to_kind(shift_kind(out_kind, tau));
     let (m, kind, device) = (z.size()[0], z.kind(), z.device());
     let b = tile.min(m);
-    let blocks = ranges(m, b);
+    let blocks = tile_ranges(m, b);
     let nb = blocks.len();
     let pairs: Vec<(usize, usize)> = (0..nb).flat_map(|i| (i..nb).map(move |j| (i, j))).collect();
     let slots = if tiles == Tiles::Kept { pairs.len() as i64 } else { 1 };
