@@ -5,7 +5,7 @@ use tch::{Kind, Tensor};
 use crate::aug::{check_batch, rows_of};
 use crate::error::check_probability;
 use crate::hsv::rotate_hue;
-use crate::mask::sample_mask;
+use crate::mask::{sample_mask, where_chosen};
 use crate::rng::{uniform, uniform_int};
 use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
@@ -205,77 +205,71 @@ impl BatchAug for ColorJitter {
             "ColorJitter: x must be a float batch in [0, 1], got {:?}",
             x.kind()
         );
-        let chosen: Vec<i64> = (0..p.apply.len() as i64).filter(|&i| p.apply[i as usize]).collect();
-        if chosen.is_empty() {
-            return x.shallow_clone();
-        }
-        // Only the jittered samples are computed: `rows` are their indices in the batch.
-        let all = chosen.len() == p.apply.len();
-        let idx = (!all).then(|| Tensor::from_slice(&chosen).to_device(x.device()));
-        // `owned`: y is a tensor of this call (not x), so it may be written in place.
-        let (mut y, mut owned) = match &idx {
-            Some(idx) => (x.index_select(0, idx), true),
-            None => (x.shallow_clone(), false),
-        };
-        let rows: Vec<usize> = chosen.iter().map(|&i| i as usize).collect();
-        let rgb = x.size()[1] == 3;
-        for k in 0..4 {
-            // The blend weights (α, β, γ) of stage k; (1, 0, 0) where the stage is hue.
-            let m = rows.len();
-            let (mut alpha, mut beta, mut gamma) = (vec![1f32; m], vec![0f32; m], vec![0f32; m]);
-            let mut hue_rows = Vec::new();
-            for (j, &i) in rows.iter().enumerate() {
-                match p.order[i][k] {
-                    0 => alpha[j] = p.brightness[i],
-                    1 => (alpha[j], beta[j]) = (p.contrast[i], 1.0 - p.contrast[i]),
-                    2 => (alpha[j], gamma[j]) = (p.saturation[i], 1.0 - p.saturation[i]),
-                    _ if p.hue[i] != 0.0 && rgb => hue_rows.push(j as i64),
-                    _ => {}
-                }
-            }
-            let mixes = beta.iter().chain(&gamma).any(|&w| w != 0.0);
-            if mixes || alpha.iter().any(|&a| a != 1.0) {
-                // q = γ·gray + β·mean: each sample has at most one of the two terms, the
-                // other an exact 0, so α·y + q equals the op's own formula bit for bit.
-                let q = mixes.then(|| {
-                    let g = gray(&y); // [N, 1, H, W]; y itself for one channel
-                    let mean = g.mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
-                    let mut q = g * column(&gamma, x);
-                    q += mean * column(&beta, x);
-                    q
-                });
-                // In place once y is this call's own tensor: allocations cost more than passes.
-                if owned {
-                    y *= column(&alpha, x);
-                } else {
-                    y = &y * column(&alpha, x);
-                    owned = true;
-                }
-                if let Some(q) = q {
-                    y += q;
-                }
-                let _ = y.clamp_(0.0, 1.0);
-            }
-            if !hue_rows.is_empty() {
-                let at = Tensor::from_slice(&hue_rows).to_device(x.device()); // [M]
-                let shift: Vec<f32> = hue_rows.iter().map(|&j| p.hue[rows[j as usize]]).collect();
-                let rotated = rotate_hue(&y.index_select(0, &at), &column(&shift, x));
-                if hue_rows.len() == rows.len() {
-                    y = rotated;
-                    owned = true;
-                } else if owned {
-                    let _ = y.index_copy_(0, &at, &rotated);
-                } else {
-                    y = y.index_copy(0, &at, &rotated);
-                    owned = true;
-                }
+        // Only the jittered samples are computed; `rows` are their indices in the batch, in
+        // the order `where_chosen` gathers them.
+        let rows: Vec<usize> = (0..p.apply.len()).filter(|&i| p.apply[i]).collect();
+        where_chosen(x, &p.apply, |y| jitter_rows(y, p, &rows))
+    }
+}
+
+/// The four stages of [`ColorJitter`] on `x`, whose sample `j` is the batch's sample `rows[j]`.
+fn jitter_rows(x: &Tensor, p: &JitterParams, rows: &[usize]) -> Tensor {
+    let rgb = x.size()[1] == 3;
+    // `owned`: y is a tensor of this call (not x), so it may be written in place.
+    let (mut y, mut owned) = (x.shallow_clone(), false);
+    for k in 0..4 {
+        // The blend weights (α, β, γ) of stage k; (1, 0, 0) where the stage is hue.
+        let m = rows.len();
+        let (mut alpha, mut beta, mut gamma) = (vec![1f32; m], vec![0f32; m], vec![0f32; m]);
+        let mut hue_rows = Vec::new();
+        for (j, &i) in rows.iter().enumerate() {
+            match p.order[i][k] {
+                0 => alpha[j] = p.brightness[i],
+                1 => (alpha[j], beta[j]) = (p.contrast[i], 1.0 - p.contrast[i]),
+                2 => (alpha[j], gamma[j]) = (p.saturation[i], 1.0 - p.saturation[i]),
+                _ if p.hue[i] != 0.0 && rgb => hue_rows.push(j as i64),
+                _ => {}
             }
         }
-        match idx {
-            Some(idx) => x.index_copy(0, &idx, &y),
-            None => y,
+        let mixes = beta.iter().chain(&gamma).any(|&w| w != 0.0);
+        if mixes || alpha.iter().any(|&a| a != 1.0) {
+            // q = γ·gray + β·mean: each sample has at most one of the two terms, the other an
+            // exact 0, so α·y + q equals the op's own formula bit for bit.
+            let q = mixes.then(|| {
+                let g = gray(&y); // [N, 1, H, W]; y itself for one channel
+                let mean = g.mean_dim([1i64, 2, 3].as_slice(), true, y.kind()); // [N, 1, 1, 1]
+                let mut q = g * column(&gamma, x);
+                q += mean * column(&beta, x);
+                q
+            });
+            // In place once y is this call's own tensor: allocations cost more than passes.
+            if owned {
+                y *= column(&alpha, x);
+            } else {
+                y = &y * column(&alpha, x);
+                owned = true;
+            }
+            if let Some(q) = q {
+                y += q;
+            }
+            let _ = y.clamp_(0.0, 1.0);
+        }
+        if !hue_rows.is_empty() {
+            let at = Tensor::from_slice(&hue_rows).to_device(x.device()); // [M]
+            let shift: Vec<f32> = hue_rows.iter().map(|&j| p.hue[rows[j as usize]]).collect();
+            let rotated = rotate_hue(&y.index_select(0, &at), &column(&shift, x));
+            if hue_rows.len() == rows.len() {
+                y = rotated;
+                owned = true;
+            } else if owned {
+                let _ = y.index_copy_(0, &at, &rotated);
+            } else {
+                y = y.index_copy(0, &at, &rotated);
+                owned = true;
+            }
         }
     }
+    y
 }
 
 #[cfg(test)]

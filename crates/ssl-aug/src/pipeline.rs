@@ -103,14 +103,7 @@ impl ViewConfig {
     /// strength 0.5 (brightness, contrast, saturation 0.4, hue 0.1) with p = 0.8, grayscale
     /// with p = 0.2.
     pub fn simclr_cifar(size: i64) -> Self {
-        Self {
-            crop: RandomResizedCropConfig { size: [size, size], ..Default::default() },
-            flip: HorizontalFlipConfig { p: 0.5 },
-            color_jitter: ColorJitterConfig::default(),
-            grayscale: Some(RandomGrayscaleConfig { p: 0.2 }),
-            blur: None,
-            solarize: None,
-        }
+        crate::presets::view(size, [0.08, 1.0], [0.4, 0.4, 0.4, 0.1])
     }
 
     /// The ops of this view, in order.

@@ -27,7 +27,7 @@ pub struct ViewPair {
 }
 
 /// A view with crop scale `scale`, flip 0.5, jitter `jitter` at p = 0.8 and grayscale 0.2.
-fn view(size: i64, scale: [f64; 2], jitter: [f64; 4]) -> ViewConfig {
+pub(crate) fn view(size: i64, scale: [f64; 2], jitter: [f64; 4]) -> ViewConfig {
     let [brightness, contrast, saturation, hue] = jitter;
     ViewConfig {
         crop: RandomResizedCropConfig { size: [size, size], scale, ..Default::default() },
