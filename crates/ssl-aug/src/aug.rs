@@ -59,6 +59,12 @@ pub trait Aug: Debug + Send + Sync {
 }
 
 impl<T: BatchAug> Aug for T {
+    /// Sample then apply, without boxing or copying the parameters.
+    fn forward(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
+        let params = self.sample(&x.size(), rng);
+        self.apply(x, &params)
+    }
+
     fn sample_erased(&self, size: &[i64], rng: &mut AugRng) -> (ErasedParams, Vec<i64>) {
         (Box::new(self.sample(size, rng)), self.output_size(size))
     }
