@@ -30,6 +30,16 @@ pub trait BatchAug: Debug + Send + Sync {
     /// When `x` is not 4-D or its N differs from the parameters' N.
     fn apply(&self, x: &Tensor, params: &Self::Params) -> Tensor;
 
+    /// [`BatchAug::apply`] to a batch the caller gives up: the op may write its result into
+    /// `x`'s memory instead of a fresh tensor (a pipeline's intermediate batches), saving a
+    /// copy of the batch for ops that change only some samples. Same output as `apply`.
+    ///
+    /// `x` must be contiguous and share no memory with a tensor the caller still reads. Like
+    /// `apply`, it returns a fresh tensor or a view of `x`, never memory of another tensor.
+    fn apply_owned(&self, x: Tensor, params: &Self::Params) -> Tensor {
+        self.apply(&x, params)
+    }
+
     /// The shape of the output for an input of shape `size` (the same, unless the op resizes).
     fn output_size(&self, size: &[i64]) -> Vec<i64> {
         size.to_vec()
@@ -56,6 +66,17 @@ pub trait Aug: Debug + Send + Sync {
     /// # Panics
     /// When `params` did not come from this op's [`Aug::sample_erased`].
     fn apply_erased(&self, x: &Tensor, params: &ErasedParams, start: usize, len: usize) -> Tensor;
+
+    /// [`Aug::apply_erased`] to a batch the caller gives up, as [`BatchAug::apply_owned`].
+    fn apply_erased_owned(
+        &self,
+        x: Tensor,
+        params: &ErasedParams,
+        start: usize,
+        len: usize,
+    ) -> Tensor {
+        self.apply_erased(&x, params, start, len)
+    }
 }
 
 impl<T: BatchAug> Aug for T {
@@ -72,6 +93,17 @@ impl<T: BatchAug> Aug for T {
     fn apply_erased(&self, x: &Tensor, params: &ErasedParams, start: usize, len: usize) -> Tensor {
         let p = params.downcast_ref::<T::Params>().expect("parameters of another op");
         self.apply(x, &p.rows(start, len))
+    }
+
+    fn apply_erased_owned(
+        &self,
+        x: Tensor,
+        params: &ErasedParams,
+        start: usize,
+        len: usize,
+    ) -> Tensor {
+        let p = params.downcast_ref::<T::Params>().expect("parameters of another op");
+        self.apply_owned(x, &p.rows(start, len))
     }
 }
 

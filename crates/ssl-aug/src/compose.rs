@@ -58,14 +58,49 @@ impl Compose {
         (params, shapes)
     }
 
-    /// Applies the ops in order to `x`, the samples `start .. start + len` of the batch.
-    fn apply_all(&self, x: &Tensor, params: &[ErasedParams], start: usize, len: usize) -> Tensor {
+    /// Applies the ops in order to `x`, the samples `start .. start + len` of the batch; `x`
+    /// is written only when `owned` (given up by the caller).
+    ///
+    /// Each op after the first gets the previous op's output to write into
+    /// ([`Aug::apply_erased_owned`]) unless that output is a view of the caller's `x` or is
+    /// not contiguous (an expanded view).
+    fn apply_all(
+        &self,
+        x: &Tensor,
+        owned: bool,
+        params: &[ErasedParams],
+        start: usize,
+        len: usize,
+    ) -> Tensor {
         let mut y = x.shallow_clone();
+        let mut writable = owned && x.is_contiguous();
         for (op, p) in self.ops.iter().zip(params) {
-            y = op.apply_erased(&y, p, start, len);
+            y = if writable {
+                op.apply_erased_owned(y, p, start, len)
+            } else {
+                op.apply_erased(&y, p, start, len)
+            };
+            writable = y.is_contiguous() && (owned || !overlaps(&y, x));
         }
         y
     }
+}
+
+/// The bytes a tensor's elements span, from its first to one past its last.
+fn span(t: &Tensor) -> (usize, usize) {
+    let start = t.data_ptr() as usize;
+    let size = t.size();
+    if size.contains(&0) {
+        return (start, start);
+    }
+    let last: i64 = size.iter().zip(t.stride()).map(|(&n, s)| (n - 1) * s.abs()).sum();
+    (start, start + (last as usize + 1) * t.kind().elt_size_in_bytes())
+}
+
+/// Whether the memory of `a` and `b` may overlap (their spans intersect).
+fn overlaps(a: &Tensor, b: &Tensor) -> bool {
+    let ((a0, a1), (b0, b1)) = (span(a), span(b));
+    a0 < b1 && b0 < a1
 }
 
 /// Samples per chunk: [`CHUNK_BYTES`] over the largest stage's f32 bytes per sample.
@@ -87,13 +122,14 @@ impl Aug for Compose {
         let n = size[0];
         let chunk = chunk_len(&shapes, n, x.device());
         if chunk >= n {
-            return self.apply_all(x, &params, 0, n as usize);
+            return self.apply_all(x, false, &params, 0, n as usize);
         }
         let parts: Vec<Tensor> = (0..n)
             .step_by(chunk as usize)
             .map(|start| {
                 let len = chunk.min(n - start);
-                self.apply_all(&x.narrow(0, start, len), &params, start as usize, len as usize)
+                let chunk = x.narrow(0, start, len);
+                self.apply_all(&chunk, false, &params, start as usize, len as usize)
             })
             .collect();
         Tensor::cat(&parts, 0)
@@ -106,7 +142,18 @@ impl Aug for Compose {
 
     fn apply_erased(&self, x: &Tensor, params: &ErasedParams, start: usize, len: usize) -> Tensor {
         let params = params.downcast_ref::<Vec<ErasedParams>>().expect("parameters of another op");
-        self.apply_all(x, params, start, len)
+        self.apply_all(x, false, params, start, len)
+    }
+
+    fn apply_erased_owned(
+        &self,
+        x: Tensor,
+        params: &ErasedParams,
+        start: usize,
+        len: usize,
+    ) -> Tensor {
+        let params = params.downcast_ref::<Vec<ErasedParams>>().expect("parameters of another op");
+        self.apply_all(&x, true, params, start, len)
     }
 }
 
@@ -122,6 +169,25 @@ mod tests {
         assert_eq!(chunk_len(&shapes, 256, Device::Cpu), (4 << 20) / (3 * 96 * 96 * 4));
         assert_eq!(chunk_len(&shapes, 256, Device::Cuda(0)), 256);
         assert_eq!(chunk_len(&[vec![2, 1, 4, 4]], 2, Device::Cpu), 2);
+    }
+
+    #[test]
+    fn the_input_is_never_written_even_through_an_op_that_returns_it() {
+        // The flip of p = 0 returns its input itself; the jitter after it must not write into
+        // it, while the blur after the jitter may write into the jitter's fresh output.
+        let mut view = Compose::default();
+        view.push(crate::HorizontalFlipConfig { p: 0.0 }.build().unwrap());
+        view.push(crate::ColorJitterConfig { p: 1.0, ..Default::default() }.build().unwrap());
+        view.push(
+            crate::GaussianBlurConfig { kernel_size: 3, sigma: [0.5, 1.0], p: 0.5 }
+                .build()
+                .unwrap(),
+        );
+        let x = Tensor::rand([6, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let before = x.copy();
+        let y = view.forward(&x, &mut aug_rng(1, &[]));
+        assert!(x.equal(&before));
+        assert!(!y.equal(&x));
     }
 
     #[test]

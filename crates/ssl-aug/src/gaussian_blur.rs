@@ -93,7 +93,18 @@ impl BatchAug for GaussianBlur {
     }
 
     fn apply(&self, x: &Tensor, p: &BlurParams) -> Tensor {
-        check_batch("GaussianBlur", x, p.apply.len());
+        self.apply_owned_if(x.shallow_clone(), false, p)
+    }
+
+    fn apply_owned(&self, x: Tensor, p: &BlurParams) -> Tensor {
+        self.apply_owned_if(x, true, p)
+    }
+}
+
+impl GaussianBlur {
+    /// [`BatchAug::apply`], or [`BatchAug::apply_owned`] when `owned`.
+    fn apply_owned_if(&self, x: Tensor, owned: bool, p: &BlurParams) -> Tensor {
+        check_batch("GaussianBlur", &x, p.apply.len());
         let k = self.cfg.kernel_size;
         let size = x.size();
         assert!(
@@ -102,7 +113,7 @@ impl BatchAug for GaussianBlur {
         );
         let sigma: Vec<f32> =
             p.sigma.iter().zip(&p.apply).filter(|(_, &a)| a).map(|(&s, _)| s).collect();
-        where_chosen(x, &p.apply, |x| blur(x, k, &sigma))
+        where_chosen(x, owned, &p.apply, |x, _| blur(&x, k, &sigma))
     }
 }
 
@@ -119,9 +130,12 @@ fn blur(x: &Tensor, k: i64, sigma: &[f32]) -> Tensor {
     let g = g.repeat_interleave_self_int(c, 0, None); // [N·C, k]
     let planes = x.reshape([1, n * c, h, w]); // [1, N·C, H, W]
     let padded = planes.reflection_pad2d([r, r, r, r]); // [1, N·C, H+2r, W+2r]
+                                                        // The planes as channels of one image in NHWC strides: libtorch's depthwise convolution
+                                                        // then vectorises across planes, over twice as fast on the CPU, conversions included.
+    let padded = padded.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
     let horizontal = padded.conv2d(&g.view([n * c, 1, 1, k]), None::<Tensor>, 1, 0, 1, n * c);
     let blurred = horizontal.conv2d(&g.view([n * c, 1, k, 1]), None::<Tensor>, 1, 0, 1, n * c);
-    blurred.view([n, c, h, w]) // [N, C, H, W]
+    blurred.contiguous().view([n, c, h, w]) // [N, C, H, W]
 }
 
 #[cfg(test)]

@@ -65,13 +65,32 @@ impl BatchAug for RandomGrayscale {
     }
 
     fn apply(&self, x: &Tensor, params: &FlipParams) -> Tensor {
-        check_batch("RandomGrayscale", x, params.apply.len());
+        self.apply_owned_if(x.shallow_clone(), false, params)
+    }
+
+    fn apply_owned(&self, x: Tensor, params: &FlipParams) -> Tensor {
+        self.apply_owned_if(x, true, params)
+    }
+}
+
+impl RandomGrayscale {
+    /// [`BatchAug::apply`], or [`BatchAug::apply_owned`] when `owned`.
+    fn apply_owned_if(&self, mut x: Tensor, owned: bool, params: &FlipParams) -> Tensor {
+        check_batch("RandomGrayscale", &x, params.apply.len());
         let c = x.size()[1];
         assert!(c == 1 || c == 3, "RandomGrayscale: x {:?} must have 1 or 3 channels", x.size());
         if c == 1 {
-            return x.shallow_clone();
+            return x;
         }
-        where_chosen(x, &params.apply, |x| luma(x).expand_as(x))
+        let y =
+            where_chosen(x.shallow_clone(), owned, &params.apply, |x, _| luma(&x).expand_as(&x));
+        if owned && !y.is_contiguous() {
+            // Every sample chosen: the luma expanded over the channels, written into x so that
+            // the next op of a pipeline may write in place too.
+            x.copy_(&y);
+            return x;
+        }
+        y
     }
 }
 

@@ -71,7 +71,22 @@ impl BatchAug for Normalize {
     }
 
     fn apply(&self, x: &Tensor, n: &usize) -> Tensor {
-        check_batch("Normalize", x, *n);
+        self.check(x, *n);
+        (x - column(&self.cfg.mean, x)) / column(&self.cfg.std, x)
+    }
+
+    fn apply_owned(&self, mut x: Tensor, n: &usize) -> Tensor {
+        self.check(&x, *n);
+        x -= column(&self.cfg.mean, &x);
+        x /= column(&self.cfg.std, &x);
+        x
+    }
+}
+
+impl Normalize {
+    /// Checks the batch's shape and dtype against the op's channels.
+    fn check(&self, x: &Tensor, n: usize) {
+        check_batch("Normalize", x, n);
         let (c, len) = (x.size()[1], self.cfg.mean.len() as i64);
         assert!(
             x.is_floating_point() && (len == 1 || len == c),
@@ -79,11 +94,12 @@ impl BatchAug for Normalize {
             x.size(),
             x.kind()
         );
-        let col = |v: &[f64]| {
-            Tensor::from_slice(v).view([1, -1, 1, 1]).to_device(x.device()).to_kind(x.kind())
-        };
-        (x - col(&self.cfg.mean)) / col(&self.cfg.std)
     }
+}
+
+/// Per-channel values as `[1, C, 1, 1]` (or `[1, 1, 1, 1]`) of x's device and dtype.
+fn column(v: &[f64], x: &Tensor) -> Tensor {
+    Tensor::from_slice(v).view([1, -1, 1, 1]).to_device(x.device()).to_kind(x.kind())
 }
 
 #[cfg(test)]

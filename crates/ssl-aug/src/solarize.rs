@@ -66,12 +66,23 @@ impl BatchAug for RandomSolarize {
     }
 
     fn apply(&self, x: &Tensor, params: &FlipParams) -> Tensor {
-        check_batch("RandomSolarize", x, params.apply.len());
+        self.apply_owned_if(x.shallow_clone(), false, params)
+    }
+
+    fn apply_owned(&self, x: Tensor, params: &FlipParams) -> Tensor {
+        self.apply_owned_if(x, true, params)
+    }
+}
+
+impl RandomSolarize {
+    /// [`BatchAug::apply`], or [`BatchAug::apply_owned`] when `owned`.
+    fn apply_owned_if(&self, x: Tensor, owned: bool, params: &FlipParams) -> Tensor {
+        check_batch("RandomSolarize", &x, params.apply.len());
         let max = if x.kind() == Kind::Uint8 { 255.0 } else { 1.0 };
         let threshold = self.cfg.threshold * max;
-        where_chosen(x, &params.apply, |x| {
+        where_chosen(x, owned, &params.apply, |x, _| {
             let inverted = x.neg().g_add_scalar(max); // max − x (no uint8 wrap-around: x ≤ max)
-            inverted.where_self(&x.ge(threshold), x)
+            inverted.where_self(&x.ge(threshold), &x)
         })
     }
 }

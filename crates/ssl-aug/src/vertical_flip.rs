@@ -50,8 +50,19 @@ impl BatchAug for VerticalFlip {
     }
 
     fn apply(&self, x: &Tensor, params: &FlipParams) -> Tensor {
-        check_batch("VerticalFlip", x, params.apply.len());
-        where_chosen(x, &params.apply, |x| x.flip([2]))
+        self.apply_owned_if(x.shallow_clone(), false, params)
+    }
+
+    fn apply_owned(&self, x: Tensor, params: &FlipParams) -> Tensor {
+        self.apply_owned_if(x, true, params)
+    }
+}
+
+impl VerticalFlip {
+    /// [`BatchAug::apply`], or [`BatchAug::apply_owned`] when `owned`.
+    fn apply_owned_if(&self, x: Tensor, owned: bool, params: &FlipParams) -> Tensor {
+        check_batch("VerticalFlip", &x, params.apply.len());
+        where_chosen(x, owned, &params.apply, |x, _| x.flip([2]))
     }
 }
 
