@@ -13,9 +13,11 @@ use tch::{Kind, Tensor};
 /// channel(n) = v − c·ramp(6·frac(h + shift + (n + 6)/6)),  ramp(k) = clamp(min(k, 4 − k), 0, 1)
 /// ```
 ///
-/// for n = 5, 3, 1 (r, g, b): the closed form of the HSV sector table with v·s = c. It uses
-/// only arithmetic libtorch vectorises on the CPU (no `where`, `remainder` or `max` with
-/// indices, which are several times slower there).
+/// for n = 5, 3, 1 (r, g, b): the closed form of the HSV sector table with v·s = c, computed as
+/// `m + 6c·clamp(|frac(θ_n) − 1/3| − 1/6, 0, 1/6)` with θ_n = h + shift + (n + 6)/6. It uses
+/// only arithmetic libtorch vectorises on the CPU: no `where`, `remainder`, `max` with indices
+/// or comparisons (a comparison and its cast to float cost several passes there); the masks
+/// of the maximum's channel are `floor(r − v) + 1`, exactly 1 where r = v and 0 below.
 ///
 /// # Shapes
 /// `x`: float `[N, 3, H, W]` in `[0, 1]`; `shift`: `[N, 1, 1, 1]` of x's kind → `[N, 3, H, W]`.
@@ -24,52 +26,50 @@ pub(crate) fn rotate_hue(x: &Tensor, shift: &Tensor) -> Tensor {
         Kind::Half | Kind::BFloat16 => Kind::Float,
         k => k,
     };
+    let scalar = |v: f64| Tensor::from(v).to_device(x.device()).to_kind(compute); // 0-dim
     let rgb = x.to_kind(compute);
     let (r, g, b) = (rgb.narrow(1, 0, 1), rgb.narrow(1, 1, 1), rgb.narrow(1, 2, 1)); // [N, 1, H, W]
     let v = rgb.amax([1i64].as_slice(), true); // [N, 1, H, W]
     let m = rgb.amin([1i64].as_slice(), true);
-    let c = &v - &m;
-    // Exclusive masks of the maximum's channel: r first, then g, else b. In-place arithmetic
-    // throughout: fresh allocations cost more than the passes themselves at these sizes.
-    let is_r = r.eq_tensor(&v).to_kind(compute);
-    let mut is_g = g.eq_tensor(&v).to_kind(compute);
-    let mut not_r = is_r.neg();
-    not_r += 1.0;
-    is_g *= &not_r;
-    let mut is_b = not_r;
-    is_b -= &is_g;
-    // 6h = (g − b)/c, 2 + (b − r)/c or 4 + (r − g)/c, in [−1, 5); hs = h + shift in turns.
+    let mut c = &v - &m;
+    // Exclusive masks of the maximum's channel: r first, then g, else b (torchvision's order).
+    // floor(r − v) is 0 where r = v and −1 below (x − y = 0 only for x = y in IEEE arithmetic).
+    // In place throughout: fresh allocations cost more than the passes at these sizes.
+    let mut not_r = &r - &v;
+    let _ = not_r.floor_(); // −1 where r < v
+    let mut below_g = &g - &v;
+    let _ = below_g.floor_();
+    let is_b = &not_r * &below_g; // neither r nor g reaches v
+    let mut is_g = not_r.neg();
+    is_g -= &is_b;
+    let mut is_r = not_r;
+    is_r += 1.0;
+    // 6h = (g − b)/c, 2 + (b − r)/c or 4 + (r − g)/c, in [−1, 5); hs = h in turns.
     let mut hs = &g - &b;
     hs *= &is_r;
     let mut t = &b - &r;
     t *= &is_g;
     hs += &t;
-    t.copy_(&r);
-    t -= &g;
+    let _ = r.sub_out(&t, &g);
     t *= &is_b;
     hs += &t;
+    c *= 6.0;
     hs /= c.clamp_min(1e-30);
-    is_g *= 2.0;
-    hs += is_g;
-    is_b *= 4.0;
-    hs += is_b;
-    hs *= 1.0 / 6.0;
-    hs += shift.to_kind(compute);
-    // (n + 6)/6 for n = 5, 3, 1 keeps the argument of frac positive (hs ≥ −1/6 − 1/2).
+    let _ = hs.addcmul_(&is_g, &scalar(2.0 / 6.0));
+    let _ = hs.addcmul_(&is_b, &scalar(4.0 / 6.0));
+    // θ_n = hs + shift + (n + 6)/6 for n = 5, 3, 1: positive (hs + shift ≥ −1/6 − 1/2).
     let offsets = Tensor::from_slice(&[11.0f64 / 6.0, 9.0 / 6.0, 7.0 / 6.0])
         .to_device(x.device())
         .to_kind(compute)
         .view([1, 3, 1, 1]);
-    // channel = v − c·clamp(min(k, 4 − k), 0, 1) = m + c·clamp(|k − 2| − 1, 0, 1), k = 6·frac.
-    let mut k = hs + offsets; // [N, 3, H, W]
+    let mut k = hs + (offsets + shift.to_kind(compute)); // [N, 3, H, W]
     let _ = k.frac_();
-    k *= 6.0;
-    k -= 2.0;
+    k -= 1.0 / 3.0;
     let _ = k.abs_();
-    k -= 1.0;
-    let _ = k.clamp_(0.0, 1.0);
-    k *= c;
-    k += m;
+    k -= 1.0 / 6.0;
+    let _ = k.clamp_(0.0, 1.0 / 6.0);
+    // channel = m + 6c·k, in one pass (out aliasing k element-wise, as an in-place op).
+    let k = m.addcmul_out(&k, &k, &c);
     k.to_kind(x.kind())
 }
 
