@@ -8,6 +8,11 @@
 //! the releases that match PyTorch 2.11.0) when they are missing. Both sides run under the
 //! same glibc heap setting and libtorch's default threads; torchvision's DataLoader workers
 //! are its own two processes, as a training script runs them.
+//!
+//! The two sides run one after the other [`ROUNDS`] times; each figure is the median over
+//! the rounds, and each row keeps every round's ours / kornia ratio. On a shared machine
+//! whose speed drifts by tens of per cent within a minute, one round can land ours or the
+//! reference in a slow spell; alternating rounds spread the drift over both sides.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,6 +29,8 @@ use crate::shell::{self, cargo, workspace_root};
 const TORCHVISION: &str = "torchvision==0.26.0";
 /// kornia's release the reference is written against.
 const KORNIA: &str = "kornia==0.9.0";
+/// Rounds of both sides, alternating.
+const ROUNDS: usize = 3;
 
 pub(crate) fn run(env: &Env) -> Result<()> {
     let python = env.libtorch.python.clone().context(
@@ -32,19 +39,24 @@ pub(crate) fn run(env: &Env) -> Result<()> {
     )?;
     let root = workspace_root();
     shell::step("bench-aug: torchvision and kornia", || ensure_references(&python))?;
-    shell::step("bench-aug: criterion", || {
-        shell::run(
-            cargo()
-                .args(["bench", "-p", "ssl-bench", "--bench", "aug"])
-                .env("GLIBC_TUNABLES", HEAP_KEPT),
-        )
-    })?;
-    let reference = shell::step("bench-aug: torchvision and kornia timings", || {
-        let mut cmd = Command::new(&python);
-        cmd.arg(root.join("benches/reference/aug_bench.py")).current_dir(&root);
-        json_lines(cmd.env("GLIBC_TUNABLES", HEAP_KEPT))
-    })?;
-    let rows = merge(&root.join("target/criterion"), &reference)?;
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for round in 1..=ROUNDS {
+        shell::step(&format!("bench-aug: criterion, round {round} of {ROUNDS}"), || {
+            shell::run(
+                cargo()
+                    .args(["bench", "-p", "ssl-bench", "--bench", "aug"])
+                    .env("GLIBC_TUNABLES", HEAP_KEPT),
+            )
+        })?;
+        let step = format!("bench-aug: torchvision and kornia, round {round} of {ROUNDS}");
+        let reference = shell::step(&step, || {
+            let mut cmd = Command::new(&python);
+            cmd.arg(root.join("benches/reference/aug_bench.py")).current_dir(&root);
+            json_lines(cmd.env("GLIBC_TUNABLES", HEAP_KEPT))
+        })?;
+        rounds.push(merge(&root.join("target/criterion"), &reference)?);
+    }
+    let rows = medians(&rounds)?;
     publish(&root, "aug", &rows, &table(&rows))
 }
 
@@ -88,15 +100,49 @@ fn merge(criterion: &Path, reference: &[Value]) -> Result<Vec<Value>> {
     Ok(rows.into_values().collect())
 }
 
+/// The rows of the rounds (each from [`merge`], in the same order) with every figure the
+/// median over the rounds, and `ours_over_kornia_rounds`: each round's ratio.
+fn medians(rounds: &[Vec<Value>]) -> Result<Vec<Value>> {
+    let first = rounds.first().context("no round ran")?;
+    let mut rows = Vec::with_capacity(first.len());
+    for (i, row) in first.iter().enumerate() {
+        let same: Vec<&Value> = rounds.iter().filter_map(|r| r.get(i)).collect();
+        anyhow::ensure!(
+            same.len() == rounds.len() && same.iter().all(|r| key_of(r).ok() == key_of(row).ok()),
+            "the rounds ran different cases"
+        );
+        let mut out = row.clone();
+        for field in ["ours_img_s", "torchvision_img_s", "kornia_img_s"] {
+            let mut v: Vec<f64> = same.iter().filter_map(|r| r[field].as_f64()).collect();
+            v.sort_by(f64::total_cmp);
+            out[field] = if v.is_empty() { Value::Null } else { json!(v[v.len() / 2]) };
+        }
+        let per_round: Vec<Value> = same
+            .iter()
+            .map(|r| match (r["ours_img_s"].as_f64(), r["kornia_img_s"].as_f64()) {
+                (Some(a), Some(b)) => json!((a / b * 100.0).round() / 100.0),
+                _ => Value::Null,
+            })
+            .collect();
+        out["ours_over_kornia_rounds"] = Value::Array(per_round);
+        rows.push(out);
+    }
+    Ok(rows)
+}
+
 /// The markdown table of the rows, with the ratios the bar is stated in.
 fn table(rows: &[Value]) -> String {
     let mut out = String::from(
         "| pipeline | size | device | ours (img/s) | torchvision v2 (img/s) | kornia (img/s) \
-         | ours / torchvision | ours / kornia |\n|---|---|---|---|---|---|---|---|\n",
+         | ours / torchvision | ours / kornia | ours / kornia, each round |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
+        let rounds = r["ours_over_kornia_rounds"]
+            .as_array()
+            .map_or("–".into(), |v| v.iter().map(|x| cell(x, 2)).collect::<Vec<_>>().join(", "));
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {rounds} |\n",
             r["pipeline"].as_str().unwrap_or("?"),
             r["size"],
             r["device"].as_str().unwrap_or("?"),
@@ -129,7 +175,26 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0]["ours_img_s"], 512.0 / 25.0 * 1e3);
+    }
+
+    #[test]
+    fn each_figure_is_the_median_of_the_rounds_and_each_rounds_ratio_is_kept() {
+        let row = |ours: f64, kornia: f64| {
+            vec![json!({"pipeline": "simclr", "size": 32, "device": "cpu", "ours_img_s": ours,
+                        "torchvision_img_s": 1600.0, "kornia_img_s": kornia})]
+        };
+        let rows =
+            medians(&[row(20480.0, 5000.0), row(10000.0, 4000.0), row(30000.0, 6000.0)]).unwrap();
+        assert_eq!(rows[0]["ours_img_s"], 20480.0);
+        assert_eq!(rows[0]["kornia_img_s"], 5000.0);
         let t = table(&rows);
-        assert!(t.contains("| simclr | 32 | cpu | 20480 | 1600 | 5000 | 12.80 | 4.10 |"), "{t}");
+        assert!(
+            t.contains(
+                "| simclr | 32 | cpu | 20480 | 1600 | 5000 | 12.80 | 4.10 | 4.10, 2.50, 5.00 |"
+            ),
+            "{t}"
+        );
+        let other = vec![json!({"pipeline": "simclr_blur", "size": 96, "device": "cpu"})];
+        assert!(medians(&[row(1.0, 1.0), other]).is_err());
     }
 }
