@@ -50,15 +50,18 @@ mod tests {
 
     #[test]
     fn fused_equals_the_crop_then_the_flip_bit_for_bit() {
-        let crop = RandomResizedCropConfig { size: [7, 9], ..Default::default() }.build().unwrap();
-        let flip = HorizontalFlipConfig { p: 0.5 }.build().unwrap();
-        let fused = CropThenFlip { crop, flip };
-        let x = Tensor::rand([16, 3, 20, 24], (Kind::Float, Device::Cpu));
-        for seed in 0..4 {
-            let got = fused.forward(&x, &mut aug_rng(seed, &[]));
-            let mut rng = aug_rng(seed, &[]);
-            let want = flip.forward(&crop.forward(&x, &mut rng), &mut rng);
-            assert!(got.equal(&want), "seed {seed}");
+        for antialias in [false, true] {
+            let crop = RandomResizedCropConfig { size: [7, 9], antialias, ..Default::default() };
+            let crop = crop.build().unwrap();
+            let flip = HorizontalFlipConfig { p: 0.5 }.build().unwrap();
+            let fused = CropThenFlip { crop, flip };
+            let x = Tensor::rand([16, 3, 20, 24], (Kind::Float, Device::Cpu));
+            for seed in 0..4 {
+                let got = fused.forward(&x, &mut aug_rng(seed, &[]));
+                let mut rng = aug_rng(seed, &[]);
+                let want = flip.forward(&crop.forward(&x, &mut rng), &mut rng);
+                assert!(got.equal(&want), "seed {seed}, antialias {antialias}");
+            }
         }
     }
 }

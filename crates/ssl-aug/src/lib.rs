@@ -17,6 +17,7 @@
 //! # Ok::<(), ssl_aug::AugError>(())
 //! ```
 
+mod antialias;
 mod aug;
 mod color_jitter;
 mod compose;

@@ -17,11 +17,20 @@ pub struct RandomResizedCropConfig {
     pub scale: [f64; 2],
     /// Range of the crop's aspect ratio w / h, sampled log-uniformly (torchvision `(3/4, 4/3)`).
     pub ratio: [f64; 2],
+    /// Resample each box as torchvision's `resized_crop(…, antialias=True)`: only the box's
+    /// pixels, with the bilinear kernel widened by the factor wherever a box shrinks. `false`
+    /// (the default, as kornia): one bilinear grid sample, faster, without the low-pass.
+    pub antialias: bool,
 }
 
 impl Default for RandomResizedCropConfig {
     fn default() -> Self {
-        Self { size: [224, 224], scale: [0.08, 1.0], ratio: [3.0 / 4.0, 4.0 / 3.0] }
+        Self {
+            size: [224, 224],
+            scale: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+            antialias: false,
+        }
     }
 }
 
@@ -64,6 +73,13 @@ impl RandomResizedCropConfig {
 /// The crop is resampled bilinearly with `grid_sample` (align_corners = false), one affine grid
 /// per sample, which equals torchvision's bilinear resize of the cropped pixels (without
 /// antialiasing) except at the crop's border, where neighbours outside the box contribute.
+/// With `antialias` it is torchvision's `resized_crop(…, antialias=True)` (PIL's filter):
+///
+/// ```text
+/// y_i = Σ_j w_ij x_j / Σ_j w_ij,  w_ij = max(0, 1 − |j + ½ − s·(i + ½)| / max(s, 1)),  s = box / out
+/// ```
+///
+/// over the box's pixels j, separably across then down.
 ///
 /// # Shapes
 /// `x`: float `[N, C, H, W]` → `[N, C, size[0], size[1]]`.
@@ -157,6 +173,9 @@ impl RandomResizedCrop {
             "RandomResizedCrop: x {size:?} is not the {:?} the boxes were drawn for",
             params.input_size
         );
+        if self.cfg.antialias {
+            return crate::antialias::resized_crop(x, &params.boxes, self.cfg.size, mirror);
+        }
         // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
         let grid = box_grid(&params.boxes, params.input_size, self.cfg.size, mirror, x);
         x.grid_sampler(&grid, 0, 1, false) // [N, C, oH, oW]
@@ -204,7 +223,7 @@ mod tests {
     use tch::{Device, Kind};
 
     fn crop(size: [i64; 2], scale: [f64; 2], ratio: [f64; 2]) -> RandomResizedCrop {
-        RandomResizedCropConfig { size, scale, ratio }.build().unwrap()
+        RandomResizedCropConfig { size, scale, ratio, antialias: false }.build().unwrap()
     }
 
     #[test]

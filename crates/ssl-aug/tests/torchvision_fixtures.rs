@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 use ssl_aug::{
-    BatchAug, BlurParams, ColorJitterConfig, FlipParams, GaussianBlurConfig, JitterParams,
-    RandomGrayscaleConfig, RandomSolarizeConfig,
+    BatchAug, BlurParams, ColorJitterConfig, CropParams, FlipParams, GaussianBlurConfig,
+    JitterParams, RandomGrayscaleConfig, RandomResizedCropConfig, RandomSolarizeConfig,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -113,4 +113,28 @@ fn grayscale_solarize_and_blur_match_torchvision() {
         GaussianBlurConfig { kernel_size: kernel, sigma: [sigma, sigma], p: 1.0 }.build().unwrap();
     let params = BlurParams { apply: vec![true; 2], sigma: vec![sigma as f32; 2] };
     assert_matches("blur", &blur.apply(&x, &params), &want);
+}
+
+#[test]
+fn antialiased_resized_crops_match_torchvision_shrinking_and_growing() {
+    let fx = fixture();
+    let shape: Vec<i64> =
+        fx["crop_shape"].as_array().unwrap().iter().map(|s| s.as_i64().unwrap()).collect();
+    let x = tensor(&fx["crop_input"], &shape);
+    let c = fx["cases"].as_array().unwrap().iter().find(|c| c["name"] == "resized_crop_aa");
+    let c = c.expect("resized_crop_aa");
+    let ints = |v: &Value| -> Vec<i64> {
+        v.as_array().unwrap().iter().map(|s| s.as_i64().unwrap()).collect()
+    };
+    let boxes: Vec<[i64; 4]> = c["params"]["boxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| ints(b).try_into().unwrap())
+        .collect();
+    let size: [i64; 2] = ints(&c["params"]["size"]).try_into().unwrap();
+    let want = tensor(&c["output"], &[shape[0], shape[1], size[0], size[1]]);
+    let crop = RandomResizedCropConfig { size, antialias: true, ..Default::default() };
+    let params = CropParams { boxes, input_size: [shape[2], shape[3]] };
+    assert_matches("resized_crop_aa", &crop.build().unwrap().apply(&x, &params), &want);
 }
