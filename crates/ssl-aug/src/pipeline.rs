@@ -3,8 +3,8 @@
 use crate::crop_flip::CropThenFlip;
 use crate::{
     Aug, ColorJitterConfig, Compose, GaussianBlurConfig, HorizontalFlipConfig, NormalizeConfig,
-    RandomGrayscaleConfig, RandomResizedCropConfig, RandomSolarizeConfig, ResizeConfig, Result,
-    VerticalFlipConfig,
+    RandomEqualizeConfig, RandomGrayscaleConfig, RandomResizedCropConfig, RandomSolarizeConfig,
+    ResizeConfig, Result, VerticalFlipConfig,
 };
 
 /// One op of a pipeline as written in YAML: `{random_resized_crop: {size: [32, 32]}}`.
@@ -26,6 +26,8 @@ pub enum OpConfig {
     GaussianBlur(GaussianBlurConfig),
     /// [`crate::RandomSolarize`].
     Solarize(RandomSolarizeConfig),
+    /// [`crate::RandomEqualize`].
+    Equalize(RandomEqualizeConfig),
     /// [`crate::Normalize`].
     Normalize(NormalizeConfig),
     /// [`crate::Resize`].
@@ -46,6 +48,7 @@ impl OpConfig {
             Self::Grayscale(c) => Box::new(c.build()?),
             Self::GaussianBlur(c) => Box::new(c.build()?),
             Self::Solarize(c) => Box::new(c.build()?),
+            Self::Equalize(c) => Box::new(c.build()?),
             Self::Normalize(c) => Box::new(c.clone().build()?),
             Self::Resize(c) => Box::new(c.build()?),
         })

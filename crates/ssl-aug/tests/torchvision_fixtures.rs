@@ -5,7 +5,8 @@
 use serde_json::Value;
 use ssl_aug::{
     BatchAug, BlurParams, ColorJitterConfig, CropParams, FlipParams, GaussianBlurConfig,
-    JitterParams, RandomGrayscaleConfig, RandomResizedCropConfig, RandomSolarizeConfig,
+    JitterParams, RandomEqualizeConfig, RandomGrayscaleConfig, RandomResizedCropConfig,
+    RandomSolarizeConfig,
 };
 use tch::{Device, Kind, Tensor};
 
@@ -137,4 +138,23 @@ fn antialiased_resized_crops_match_torchvision_shrinking_and_growing() {
     let crop = RandomResizedCropConfig { size, antialias: true, ..Default::default() };
     let params = CropParams { boxes, input_size: [shape[2], shape[3]] };
     assert_matches("resized_crop_aa", &crop.build().unwrap().apply(&x, &params), &want);
+}
+
+#[test]
+fn equalization_matches_torchvision_in_uint8_and_float() {
+    let fx = fixture();
+    let shape: Vec<i64> =
+        fx["equalize_shape"].as_array().unwrap().iter().map(|s| s.as_i64().unwrap()).collect();
+    let levels = tensor(&fx["equalize_input"], &shape).to_kind(Kind::Uint8);
+    let op = RandomEqualizeConfig { p: 1.0 }.build().unwrap();
+    let all = FlipParams { apply: vec![true; shape[0] as usize] };
+    let output = |name: &str| {
+        let c = fx["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).expect(name);
+        tensor(&c["output"], &shape)
+    };
+    let got = op.apply(&levels, &all);
+    assert_eq!(got.kind(), Kind::Uint8);
+    assert!(got.to_kind(Kind::Float).equal(&output("equalize_uint8")), "uint8 levels differ");
+    let float = levels.to_kind(Kind::Float) / 255.0;
+    assert_matches("equalize_float", &op.apply(&float, &all), &output("equalize_float"));
 }
