@@ -90,11 +90,13 @@ fn resample(x: &Tensor, dim: i64, taps: &Taps, out: i64) -> Tensor {
 /// torchvision's `resized_crop(…, antialias=True)` of each sample (horizontal pass, then
 /// vertical, as libtorch); samples with `mirror[i]` come out flipped left–right.
 ///
-/// Only pixels inside a box contribute to its output. Cost: `K` gathers per axis, `K` the
+/// uint8 input is resampled in f32 and rounded to levels after each pass, as PIL and
+/// libtorch's uint8 kernel keep the intermediate image in uint8. Only pixels inside a box
+/// contribute to its output. Cost: `K` gathers per axis, `K` the
 /// widest window of the batch (2 when growing, about `2·len/out + 1` when shrinking).
 ///
 /// # Shapes
-/// `x`: float `[N, C, H, W]` → `[N, C, oh, ow]`.
+/// `x`: float or uint8 `[N, C, H, W]` → `[N, C, oh, ow]` of its dtype.
 pub(crate) fn resized_crop(
     x: &Tensor,
     boxes: &[[i64; 4]],
@@ -102,13 +104,21 @@ pub(crate) fn resized_crop(
     mirror: &[bool],
 ) -> Tensor {
     let compute = match x.kind() {
-        Kind::Half | Kind::BFloat16 => Kind::Float,
-        k => k,
+        Kind::Double => Kind::Double,
+        _ => Kind::Float,
+    };
+    let levels = x.kind() == Kind::Uint8;
+    let to_levels = |mut y: Tensor| {
+        if levels {
+            let _ = y.round_().clamp_(0.0, 255.0);
+        }
+        y
     };
     let across: Vec<(i64, i64)> = boxes.iter().map(|b| (b[1], b[3])).collect();
     let down: Vec<(i64, i64)> = boxes.iter().map(|b| (b[0], b[2])).collect();
     let y = resample(&x.to_kind(compute), 3, &taps(&across, ow, mirror), ow); // [N, C, H, ow]
-    resample(&y, 2, &taps(&down, oh, &[]), oh).to_kind(x.kind()) // [N, C, oh, ow]
+    let y = to_levels(resample(&to_levels(y), 2, &taps(&down, oh, &[]), oh)); // [N, C, oh, ow]
+    y.to_kind(x.kind())
 }
 
 #[cfg(test)]

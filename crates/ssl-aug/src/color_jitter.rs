@@ -212,21 +212,33 @@ impl ColorJitter {
     /// [`BatchAug::apply`], or [`BatchAug::apply_owned`] when `owned`.
     fn apply_owned_if(&self, x: Tensor, owned: bool, p: &JitterParams) -> Tensor {
         check_batch("ColorJitter", &x, p.apply.len());
+        let levels = x.kind() == Kind::Uint8;
         assert!(
-            matches!(x.kind(), Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16),
-            "ColorJitter: x must be a float batch in [0, 1], got {:?}",
+            levels || x.is_floating_point(),
+            "ColorJitter: x must be a float batch in [0, 1] or uint8, got {:?}",
             x.kind()
         );
         // Only the jittered samples are computed; `rows` are their indices in the batch, in
         // the order `where_chosen` gathers them.
         let rows: Vec<usize> = (0..p.apply.len()).filter(|&i| p.apply[i]).collect();
-        where_chosen(x, owned, &p.apply, |y, owned| jitter_rows(y, owned, p, &rows))
+        where_chosen(x, owned, &p.apply, |y, owned| {
+            if levels {
+                // uint8 as torchvision: each stage on the levels in f32, truncated back.
+                let y = jitter_rows(y.to_kind(Kind::Float), true, true, p, &rows);
+                y.to_kind(Kind::Uint8)
+            } else {
+                jitter_rows(y, owned, false, p, &rows)
+            }
+        })
     }
 }
 
 /// The four stages of [`ColorJitter`] on `x`, whose sample `j` is the batch's sample `rows[j]`;
 /// written in place when `owned` (x given up by the caller).
-fn jitter_rows(x: Tensor, owned: bool, p: &JitterParams, rows: &[usize]) -> Tensor {
+///
+/// `levels`: x holds uint8 levels 0…255 in a float dtype, and each stage ends as torchvision's
+/// does on uint8: clamped to 255 and truncated (the luma truncated first); the hue rotates `x / 255` and returns `⌊255.999·y⌋`.
+fn jitter_rows(x: Tensor, owned: bool, levels: bool, p: &JitterParams, rows: &[usize]) -> Tensor {
     let rgb = x.size()[1] == 3;
     let (device, kind) = (x.device(), x.kind());
     let column = |values: &[f32]| column(values, device, kind);
@@ -253,6 +265,7 @@ fn jitter_rows(x: Tensor, owned: bool, p: &JitterParams, rows: &[usize]) -> Tens
             // exact 0, so α·y + q is the op's own formula.
             let q = mixes.then(|| {
                 let g = gray(&y); // [N, 1, H, W]; y itself for one channel
+                let g = if levels && rgb { g.floor() } else { g };
                 let mean = g.mean_dim([1i64, 2, 3].as_slice(), true, kind); // [N, 1, 1, 1]
                 (mean * column(&beta)).addcmul(&g, &column(&gamma)) // [N, 1, H, W]
             });
@@ -267,12 +280,25 @@ fn jitter_rows(x: Tensor, owned: bool, p: &JitterParams, rows: &[usize]) -> Tens
                 (None, false) => &y * &alpha,
             };
             owned = true;
-            let _ = y.clamp_(0.0, 1.0);
+            if levels {
+                let _ = y.clamp_(0.0, 255.0);
+                let _ = y.floor_();
+            } else {
+                let _ = y.clamp_(0.0, 1.0);
+            }
         }
         if !hue_rows.is_empty() {
             let at = Tensor::from_slice(&hue_rows).to_device(device); // [M]
             let shift: Vec<f32> = hue_rows.iter().map(|&j| p.hue[rows[j as usize]]).collect();
-            let rotated = rotate_hue(&y.index_select(0, &at), &column(&shift));
+            let picked = y.index_select(0, &at);
+            let rotated = if levels {
+                let mut r = rotate_hue(&(picked * (1.0 / 255.0)), &column(&shift));
+                r *= 255.0 + 1.0 - 1e-3;
+                let _ = r.floor_();
+                r
+            } else {
+                rotate_hue(&picked, &column(&shift))
+            };
             if hue_rows.len() == rows.len() {
                 y = rotated;
                 owned = true;

@@ -61,7 +61,8 @@ impl GaussianBlurConfig {
 /// All samples and channels are convolved in one grouped convolution per direction.
 ///
 /// # Shapes
-/// `x`: float `[N, C, H, W]` with H, W > kernel_size / 2 → same shape.
+/// `x`: `[N, C, H, W]`, float or uint8 (blurred in f32, rounded), H, W > kernel_size / 2 → same
+/// shape and dtype.
 #[derive(Debug, Clone, Copy)]
 pub struct GaussianBlur {
     cfg: GaussianBlurConfig,
@@ -113,7 +114,16 @@ impl GaussianBlur {
         );
         let sigma: Vec<f32> =
             p.sigma.iter().zip(&p.apply).filter(|(_, &a)| a).map(|(&s, _)| s).collect();
-        where_chosen(x, owned, &p.apply, |x, _| blur(&x, k, &sigma))
+        where_chosen(x, owned, &p.apply, |x, _| {
+            if x.kind() == Kind::Uint8 {
+                // Levels blurred in f32 and rounded back, as torchvision blurs uint8 images.
+                let mut y = blur(&x.to_kind(Kind::Float), k, &sigma);
+                let _ = y.round_().clamp_(0.0, 255.0);
+                y.to_kind(Kind::Uint8)
+            } else {
+                blur(&x, k, &sigma)
+            }
+        })
     }
 }
 

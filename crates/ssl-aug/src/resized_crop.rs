@@ -1,6 +1,6 @@
 //! Random resized crop (Szegedy et al. 2015; torchvision `RandomResizedCrop`).
 
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use crate::aug::{check_batch, rows_of};
 use crate::rng::{uniform, uniform_int};
@@ -82,7 +82,8 @@ impl RandomResizedCropConfig {
 /// over the box's pixels j, separably across then down.
 ///
 /// # Shapes
-/// `x`: float `[N, C, H, W]` → `[N, C, size[0], size[1]]`.
+/// `x`: `[N, C, H, W]`, float or uint8 (resampled in f32, rounded) → `[N, C, size[0], size[1]]`
+/// of the same dtype.
 #[derive(Debug, Clone, Copy)]
 pub struct RandomResizedCrop {
     cfg: RandomResizedCropConfig,
@@ -175,6 +176,12 @@ impl RandomResizedCrop {
         );
         if self.cfg.antialias {
             return crate::antialias::resized_crop(x, &params.boxes, self.cfg.size, mirror);
+        }
+        if x.kind() == Kind::Uint8 {
+            // Levels resampled in f32 and rounded back, as torchvision resizes uint8 images.
+            let mut y = self.apply_mirrored(&x.to_kind(Kind::Float), params, mirror);
+            let _ = y.round_().clamp_(0.0, 255.0);
+            return y.to_kind(Kind::Uint8);
         }
         // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
         let grid = box_grid(&params.boxes, params.input_size, self.cfg.size, mirror, x);
