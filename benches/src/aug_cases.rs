@@ -1,7 +1,7 @@
 //! The cases of `cargo xtask bench-aug`: the SimCLR two-view pipeline from a uint8 batch of
 //! source images, as `benches/reference/aug_bench.py` writes it in torchvision and kornia.
 
-use ssl_aug::{aug_rng, Aug, Compose, ViewConfig, ViewPair};
+use ssl_aug::{aug_rng, build_pipeline, Aug, Compose, OpConfig, ToFloat, ViewConfig, ViewPair};
 use tch::{Device, Kind, Tensor};
 
 /// A pipeline of the benchmark: name, view size, batch, and whether it blurs.
@@ -32,17 +32,19 @@ impl AugCase {
     }
 }
 
-/// One step of `case` on `device`: a uint8 batch to float in `[0, 1]`, then two views with
-/// fresh draws. The source batch is made once; the closure runs the step.
+/// One step of `case` on `device`: two views with fresh draws of a uint8 batch, each a
+/// pipeline that starts with [`ToFloat`] (uint8 levels to float in `[0, 1]`, chunk by chunk).
+/// The source batch is made once; the closure runs the step.
 pub fn step(case: AugCase, device: Device) -> Box<dyn FnMut()> {
-    let pipeline: Compose = case.views().build().expect("preset views are valid");
+    let ops: Vec<OpConfig> =
+        std::iter::once(OpConfig::ToFloat(ToFloat {})).chain(case.views().ops()).collect();
+    let pipeline: Compose = build_pipeline(&ops).expect("preset views are valid");
     let images = Tensor::randint(256, [case.batch, 3, case.size, case.size], (Kind::Uint8, device));
     let mut step_index = 0u64;
     Box::new(move || {
         let mut rng = aug_rng(0, &[step_index]);
         step_index += 1;
-        let x = images.to_kind(Kind::Float) / 255.0;
-        let _views = (pipeline.forward(&x, &mut rng), pipeline.forward(&x, &mut rng));
+        let _views = (pipeline.forward(&images, &mut rng), pipeline.forward(&images, &mut rng));
     })
 }
 

@@ -37,6 +37,7 @@ mod resize;
 mod resized_crop;
 mod rng;
 mod solarize;
+mod to_float;
 mod vertical_flip;
 mod video_clip;
 
@@ -56,5 +57,6 @@ pub use resize::{Resize, ResizeConfig};
 pub use resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};
 pub use rng::{aug_rng, AugRng};
 pub use solarize::{RandomSolarize, RandomSolarizeConfig};
+pub use to_float::ToFloat;
 pub use vertical_flip::{VerticalFlip, VerticalFlipConfig};
 pub use video_clip::{VideoClips, VideoClipsConfig};

@@ -4,7 +4,7 @@ use crate::crop_flip::CropThenFlip;
 use crate::{
     Aug, ColorJitterConfig, Compose, GaussianBlurConfig, HorizontalFlipConfig, NormalizeConfig,
     RandomEqualizeConfig, RandomGrayscaleConfig, RandomResizedCropConfig, RandomSolarizeConfig,
-    ResizeConfig, Result, VerticalFlipConfig,
+    ResizeConfig, Result, ToFloat, VerticalFlipConfig,
 };
 
 /// One op of a pipeline as written in YAML: `{random_resized_crop: {size: [32, 32]}}`.
@@ -32,6 +32,8 @@ pub enum OpConfig {
     Normalize(NormalizeConfig),
     /// [`crate::Resize`].
     Resize(ResizeConfig),
+    /// [`crate::ToFloat`] (`{to_float: {}}`).
+    ToFloat(ToFloat),
 }
 
 impl OpConfig {
@@ -51,6 +53,7 @@ impl OpConfig {
             Self::Equalize(c) => Box::new(c.build()?),
             Self::Normalize(c) => Box::new(c.clone().build()?),
             Self::Resize(c) => Box::new(c.build()?),
+            Self::ToFloat(c) => Box::new(*c),
         })
     }
 }
