@@ -101,7 +101,8 @@ fn merge(criterion: &Path, reference: &[Value]) -> Result<Vec<Value>> {
 }
 
 /// The rows of the rounds (each from [`merge`], in the same order) with every figure the
-/// median over the rounds, and `ours_over_kornia_rounds`: each round's ratio.
+/// median over the rounds, with each round's figures (`<field>_rounds`) and ratio
+/// (`ours_over_kornia_rounds`).
 fn medians(rounds: &[Vec<Value>]) -> Result<Vec<Value>> {
     let first = rounds.first().context("no round ran")?;
     let mut rows = Vec::with_capacity(first.len());
@@ -113,9 +114,12 @@ fn medians(rounds: &[Vec<Value>]) -> Result<Vec<Value>> {
         );
         let mut out = row.clone();
         for field in ["ours_img_s", "torchvision_img_s", "kornia_img_s"] {
-            let mut v: Vec<f64> = same.iter().filter_map(|r| r[field].as_f64()).collect();
+            let each: Vec<f64> = same.iter().filter_map(|r| r[field].as_f64()).collect();
+            let mut v = each.clone();
             v.sort_by(f64::total_cmp);
             out[field] = if v.is_empty() { Value::Null } else { json!(v[v.len() / 2]) };
+            out[format!("{field}_rounds")] =
+                json!(each.iter().map(|x| x.round()).collect::<Vec<_>>());
         }
         let per_round: Vec<Value> = same
             .iter()

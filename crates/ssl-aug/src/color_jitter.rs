@@ -5,7 +5,7 @@ use tch::{Device, Kind, Tensor};
 use crate::aug::{check_batch, rows_of};
 use crate::error::check_probability;
 use crate::hsv::rotate_hue;
-use crate::mask::{sample_mask, where_chosen};
+use crate::mask::{sample_mask, scatter_rows, where_chosen};
 use crate::rng::{uniform, uniform_int};
 use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
@@ -301,13 +301,13 @@ fn jitter_rows(x: Tensor, owned: bool, levels: bool, p: &JitterParams, rows: &[u
             };
             if hue_rows.len() == rows.len() {
                 y = rotated;
-                owned = true;
-            } else if owned {
-                let _ = y.index_copy_(0, &at, &rotated);
             } else {
-                y = y.index_copy(0, &at, &rotated);
-                owned = true;
+                if !owned {
+                    y = y.copy();
+                }
+                scatter_rows(&mut y, &hue_rows, &at, &rotated);
             }
+            owned = true;
         }
     }
     y
