@@ -24,7 +24,8 @@ pub trait BatchAug: Debug + Send + Sync {
     /// random resized crop draw boxes in pixels (kornia's `forward_parameters(batch_shape)`).
     fn sample(&self, size: &[i64], rng: &mut AugRng) -> Self::Params;
 
-    /// Applies `params` to the float batch `x` (`[N, C, H, W]`, values in `[0, 1]`). Pure.
+    /// Applies `params` to the batch `x` (`[N, C, H, W]`, float in `[0, 1]`, or uint8 levels
+    /// where the op says so; the output keeps the dtype unless the op converts it). Pure.
     ///
     /// # Panics
     /// When `x` is not 4-D or its N differs from the parameters' N.

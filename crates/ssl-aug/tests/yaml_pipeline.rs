@@ -5,25 +5,28 @@ use ssl_aug::{aug_rng, build_pipeline, Aug, OpConfig, ViewPair};
 use tch::{Device, Kind, Tensor};
 
 const PIPELINE: &str = "
-- random_resized_crop: {size: [16, 16], scale: [0.2, 1.0]}
+- to_float: {}
+- random_resized_crop: {size: [16, 16], scale: [0.2, 1.0], antialias: true}
 - horizontal_flip: {p: 0.5}
 - vertical_flip: {p: 0.1}
 - color_jitter: {brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8}
 - grayscale: {p: 0.2}
 - gaussian_blur: {kernel_size: 3, sigma: [0.1, 2.0], p: 0.5}
 - solarize: {threshold: 0.5, p: 0.2}
+- equalize: {p: 0.3}
 - normalize: {mean: [0.5], std: [0.25]}
 ";
 
 #[test]
 fn a_yaml_pipeline_builds_and_runs_each_op_in_order() {
     let ops: Vec<OpConfig> = serde_saphyr::from_str(PIPELINE).unwrap();
-    assert_eq!(ops.len(), 8);
-    assert!(matches!(ops[3], OpConfig::ColorJitter(c) if c.hue == 0.1));
+    assert_eq!(ops.len(), 10);
+    assert!(matches!(ops[1], OpConfig::RandomResizedCrop(c) if c.antialias));
+    assert!(matches!(ops[4], OpConfig::ColorJitter(c) if c.hue == 0.1));
     let pipeline = build_pipeline(&ops).unwrap();
-    let x = Tensor::rand([4, 3, 24, 24], (Kind::Float, Device::Cpu));
+    let x = Tensor::randint(256, [4, 3, 24, 24], (Kind::Uint8, Device::Cpu));
     let y = pipeline.forward(&x, &mut aug_rng(0, &[]));
-    assert_eq!(y.size(), [4, 3, 16, 16]);
+    assert_eq!((y.size(), y.kind()), (vec![4, 3, 16, 16], Kind::Float));
     // The last op maps [0, 1] to [−2, 2]: the others left the values in [0, 1].
     assert!(y.min().double_value(&[]) >= -2.0 && y.max().double_value(&[]) <= 2.0);
     assert!(y.equal(&pipeline.forward(&x, &mut aug_rng(0, &[]))));
