@@ -114,6 +114,22 @@ impl<A: BatchParams, B: BatchParams> BatchParams for (A, B) {
     }
 }
 
+/// `apply` and `apply_owned` of a [`BatchAug`] impl, both through the type's inherent
+/// `apply_owned_if(&self, x: Tensor, owned: bool, params) -> Tensor` (`owned`: x may be
+/// written), for the ops whose in-place and copying paths differ only in that flag.
+macro_rules! apply_through_owned_if {
+    ($params:ty) => {
+        fn apply(&self, x: &Tensor, params: &$params) -> Tensor {
+            self.apply_owned_if(x.shallow_clone(), false, params)
+        }
+
+        fn apply_owned(&self, x: Tensor, params: &$params) -> Tensor {
+            self.apply_owned_if(x, true, params)
+        }
+    };
+}
+pub(crate) use apply_through_owned_if;
+
 /// Checks the `[N, C, H, W]` contract of `apply`.
 pub(crate) fn check_batch(op: &str, x: &Tensor, n: usize) {
     let size = x.size();

@@ -2,7 +2,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::aug::{check_batch, rows_of};
+use crate::aug::{apply_through_owned_if, check_batch, rows_of};
 use crate::error::check_probability;
 use crate::hsv::rotate_hue;
 use crate::mask::{sample_mask, scatter_rows, where_chosen};
@@ -199,13 +199,7 @@ impl BatchAug for ColorJitter {
         p
     }
 
-    fn apply(&self, x: &Tensor, p: &JitterParams) -> Tensor {
-        self.apply_owned_if(x.shallow_clone(), false, p)
-    }
-
-    fn apply_owned(&self, x: Tensor, p: &JitterParams) -> Tensor {
-        self.apply_owned_if(x, true, p)
-    }
+    apply_through_owned_if!(JitterParams);
 }
 
 impl ColorJitter {

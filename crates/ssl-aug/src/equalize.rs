@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::aug::check_batch;
+use crate::aug::{apply_through_owned_if, check_batch};
 use crate::error::check_probability;
 use crate::mask::{sample_mask, where_chosen};
 use crate::{AugRng, BatchAug, FlipParams, Result};
@@ -59,14 +59,14 @@ impl BatchAug for RandomEqualize {
         FlipParams { apply: sample_mask(size[0], self.p, rng) }
     }
 
-    fn apply(&self, x: &Tensor, params: &FlipParams) -> Tensor {
-        check_batch("RandomEqualize", x, params.apply.len());
-        where_chosen(x.shallow_clone(), false, &params.apply, |x, _| equalize(&x))
-    }
+    apply_through_owned_if!(FlipParams);
+}
 
-    fn apply_owned(&self, x: Tensor, params: &FlipParams) -> Tensor {
+impl RandomEqualize {
+    /// [`BatchAug::apply`], or [`BatchAug::apply_owned`] when `owned`.
+    fn apply_owned_if(&self, x: Tensor, owned: bool, params: &FlipParams) -> Tensor {
         check_batch("RandomEqualize", &x, params.apply.len());
-        where_chosen(x, true, &params.apply, |x, _| equalize(&x))
+        where_chosen(x, owned, &params.apply, |x, _| equalize(&x))
     }
 }
 

@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::aug::{check_batch, rows_of};
+use crate::aug::{apply_through_owned_if, check_batch, rows_of};
 use crate::error::check_probability;
 use crate::mask::{sample_mask, where_chosen};
 use crate::rng::uniform;
@@ -93,13 +93,7 @@ impl BatchAug for GaussianBlur {
         BlurParams { apply, sigma }
     }
 
-    fn apply(&self, x: &Tensor, p: &BlurParams) -> Tensor {
-        self.apply_owned_if(x.shallow_clone(), false, p)
-    }
-
-    fn apply_owned(&self, x: Tensor, p: &BlurParams) -> Tensor {
-        self.apply_owned_if(x, true, p)
-    }
+    apply_through_owned_if!(BlurParams);
 }
 
 impl GaussianBlur {

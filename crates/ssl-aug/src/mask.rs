@@ -36,12 +36,18 @@ pub(crate) fn where_chosen(
     x
 }
 
+/// Bytes a run of consecutive rows must average for [`scatter_rows`] to copy run by run.
+const RUN_BYTES: usize = 64 << 10;
+
 /// `dst[rows[j]] = src[j]` for every j (`rows` ascending, `index` the same as a tensor on
-/// dst's device). On the CPU one copy per run of consecutive rows: libtorch's `index_copy_`
-/// is about 5× slower there than plain copies of the same rows (a few runs per chunk of a
-/// pipeline); on CUDA one `index_copy_`.
+/// dst's device). On the CPU, when the runs of consecutive rows are large (96 px views: a few
+/// runs of ~100 KiB samples per chunk), one copy per run: libtorch's `index_copy_` is about 5×
+/// slower there than plain copies of the same rows. Otherwise (small samples, many runs, where
+/// the calls would cost more) and on CUDA one `index_copy_`.
 pub(crate) fn scatter_rows(dst: &mut Tensor, rows: &[i64], index: &Tensor, src: &Tensor) {
-    if dst.device() != Device::Cpu {
+    let runs = 1 + rows.windows(2).filter(|w| w[1] != w[0] + 1).count();
+    let bytes = src.numel() * src.kind().elt_size_in_bytes();
+    if dst.device() != Device::Cpu || bytes < runs * RUN_BYTES {
         let _ = dst.index_copy_(0, index, src);
         return;
     }

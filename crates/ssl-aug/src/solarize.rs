@@ -2,7 +2,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::aug::check_batch;
+use crate::aug::{apply_through_owned_if, check_batch};
 use crate::error::check_probability;
 use crate::mask::{sample_mask, where_chosen};
 use crate::{AugError, AugRng, BatchAug, FlipParams, Result};
@@ -65,13 +65,7 @@ impl BatchAug for RandomSolarize {
         FlipParams { apply: sample_mask(size[0], self.cfg.p, rng) }
     }
 
-    fn apply(&self, x: &Tensor, params: &FlipParams) -> Tensor {
-        self.apply_owned_if(x.shallow_clone(), false, params)
-    }
-
-    fn apply_owned(&self, x: Tensor, params: &FlipParams) -> Tensor {
-        self.apply_owned_if(x, true, params)
-    }
+    apply_through_owned_if!(FlipParams);
 }
 
 impl RandomSolarize {
