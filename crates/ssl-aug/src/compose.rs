@@ -103,81 +103,6 @@ fn overlaps(a: &Tensor, b: &Tensor) -> bool {
     a0 < b1 && b0 < a1
 }
 
-impl Compose {
-    /// [`Compose::apply_all`] of the chunk `c` that starts at sample `start`.
-    fn apply_chunk(&self, c: &Tensor, start: i64, params: &[ErasedParams]) -> Tensor {
-        self.apply_all(c, false, params, start as usize, c.size()[0] as usize)
-    }
-
-    /// The chunks `(start, samples)` applied on `workers` threads, each running libtorch with
-    /// one thread (`one_thread` is called first on each): in order, as [`Compose::apply_chunk`].
-    ///
-    /// Many short two-thread calls on small chunks each wait for both threads; one chunk per
-    /// thread instead waits once per chunk. On the 2-core machine a pipeline's ops ran 1.5× as
-    /// fast that way, and 3.5× while another process competed for the cores.
-    fn apply_parallel(
-        &self,
-        chunks: Vec<(i64, Tensor)>,
-        params: &[ErasedParams],
-        workers: usize,
-        one_thread: fn(),
-    ) -> Vec<Tensor> {
-        let count = chunks.len();
-        let mut shares: Vec<Vec<(usize, i64, Tensor)>> = (0..workers).map(|_| Vec::new()).collect();
-        for (k, (start, c)) in chunks.into_iter().enumerate() {
-            shares[k % workers].push((k, start, c));
-        }
-        let mut parts: Vec<Option<Tensor>> = (0..count).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = shares
-                .into_iter()
-                .map(|share| {
-                    scope.spawn(move || {
-                        one_thread();
-                        share
-                            .into_iter()
-                            .map(|(k, start, c)| (k, self.apply_chunk(&c, start, params)))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for handle in handles {
-                let done = handle.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-                for (k, t) in done {
-                    parts[k] = Some(t);
-                }
-            }
-        });
-        parts.into_iter().map(|t| t.expect("every chunk is applied")).collect()
-    }
-}
-
-/// A function that makes libtorch's CPU ops on the calling thread single-threaded, when
-/// libtorch's OpenMP runtime is loaded: `omp_set_num_threads(1)`, which sets the calling
-/// thread's own OpenMP thread count (libtorch's `set_num_threads` would also change MKL's
-/// count for every thread). `None` without OpenMP: chunks then run one after another.
-fn one_thread_each() -> Option<fn()> {
-    type SetThreads = extern "C" fn(libc::c_int);
-    static SET: std::sync::OnceLock<Option<SetThreads>> = std::sync::OnceLock::new();
-    let set = *SET.get_or_init(|| {
-        #[allow(unsafe_code)]
-        // SAFETY: dlsym with RTLD_DEFAULT only looks a symbol up among the loaded objects;
-        // `omp_set_num_threads` is OpenMP's `void omp_set_num_threads(int)`, the type cast to.
-        unsafe {
-            let f = libc::dlsym(libc::RTLD_DEFAULT, c"omp_set_num_threads".as_ptr());
-            (!f.is_null()).then(|| std::mem::transmute::<*mut libc::c_void, SetThreads>(f))
-        }
-    });
-    set.map(|_| {
-        fn one() {
-            if let Some(Some(f)) = SET.get() {
-                f(1);
-            }
-        }
-        one as fn()
-    })
-}
-
 /// Samples per chunk: [`CHUNK_BYTES`] over the largest stage's f32 bytes per sample.
 fn chunk_len(shapes: &[Vec<i64>], n: i64, device: Device) -> i64 {
     if device != Device::Cpu {
@@ -199,17 +124,14 @@ impl Aug for Compose {
         if chunk >= n {
             return self.apply_all(x, false, &params, 0, n as usize);
         }
-        let chunks: Vec<(i64, Tensor)> = (0..n)
+        let parts: Vec<Tensor> = (0..n)
             .step_by(chunk as usize)
-            .map(|start| (start, x.narrow(0, start, chunk.min(n - start))))
+            .map(|start| {
+                let len = chunk.min(n - start);
+                let chunk = x.narrow(0, start, len);
+                self.apply_all(&chunk, false, &params, start as usize, len as usize)
+            })
             .collect();
-        let workers = (tch::get_num_threads().max(1) as usize).min(chunks.len());
-        let parts = match one_thread_each() {
-            Some(one_thread) if workers > 1 => {
-                self.apply_parallel(chunks, &params, workers, one_thread)
-            }
-            _ => chunks.iter().map(|(start, c)| self.apply_chunk(c, *start, &params)).collect(),
-        };
         Tensor::cat(&parts, 0)
     }
 
