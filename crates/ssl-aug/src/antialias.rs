@@ -3,6 +3,8 @@
 
 use tch::{Kind, Tensor};
 
+use crate::to_float::round_to_levels;
+
 /// The taps of one axis for every sample: `K` input indices and weights per output pixel,
 /// flattened as `[N, out, K]` (weight 0, index 0 past a pixel's window).
 struct Taps {
@@ -108,12 +110,7 @@ pub(crate) fn resized_crop(
         _ => Kind::Float,
     };
     let levels = x.kind() == Kind::Uint8;
-    let to_levels = |mut y: Tensor| {
-        if levels {
-            let _ = y.round_().clamp_(0.0, 255.0);
-        }
-        y
-    };
+    let to_levels = |y: Tensor| if levels { round_to_levels(y) } else { y };
     let across: Vec<(i64, i64)> = boxes.iter().map(|b| (b[1], b[3])).collect();
     let down: Vec<(i64, i64)> = boxes.iter().map(|b| (b[0], b[2])).collect();
     let y = resample(&x.to_kind(compute), 3, &taps(&across, ow, mirror), ow); // [N, C, H, ow]

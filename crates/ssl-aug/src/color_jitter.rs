@@ -7,6 +7,7 @@ use crate::error::check_probability;
 use crate::hsv::rotate_hue;
 use crate::mask::{sample_mask, scatter_rows, where_chosen};
 use crate::rng::{uniform, uniform_int};
+use crate::to_float::LEVELS_PER_UNIT;
 use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`ColorJitter`]; a strength of 0 disables that adjustment.
@@ -287,7 +288,7 @@ fn jitter_rows(x: Tensor, owned: bool, levels: bool, p: &JitterParams, rows: &[u
             let picked = y.index_select(0, &at);
             let rotated = if levels {
                 let mut r = rotate_hue(&(picked * (1.0 / 255.0)), &column(&shift));
-                r *= 255.0 + 1.0 - 1e-3;
+                r *= LEVELS_PER_UNIT;
                 let _ = r.floor_();
                 r
             } else {

@@ -5,6 +5,7 @@ use tch::{Kind, Tensor};
 use crate::aug::{apply_through_owned_if, check_batch};
 use crate::error::check_probability;
 use crate::mask::{sample_mask, where_chosen};
+use crate::to_float::LEVELS_PER_UNIT;
 use crate::{AugRng, BatchAug, FlipParams, Result};
 
 /// Settings of [`RandomEqualize`].
@@ -76,7 +77,7 @@ fn equalize(x: &Tensor) -> Tensor {
     let (n, c) = (size[0], size[1]);
     let levels = match x.kind() {
         Kind::Uint8 => x.shallow_clone(),
-        _ => (x.clamp(0.0, 1.0) * (255.0 + 1.0 - 1e-3)).to_kind(Kind::Uint8),
+        _ => (x.clamp(0.0, 1.0) * LEVELS_PER_UNIT).to_kind(Kind::Uint8),
     };
     let flat = levels.flatten(2, 3).to_kind(Kind::Int64); // [N, C, HW]
     let pixels = flat.size()[2];
@@ -89,7 +90,7 @@ fn equalize(x: &Tensor) -> Tensor {
     let lut = (cum.narrow(2, 0, 255) + step.floor_divide_scalar(2))
         .floor_divide(&step.clamp_min(1))
         .clamp(0, 255); // lut_1 … lut_255
-    let lut = Tensor::cat(&[lut.zeros_like().narrow(2, 0, 1), lut], 2); // [N, C, 256]
+    let lut = Tensor::cat(&[Tensor::zeros([n, c, 1], (Kind::Int64, x.device())), lut], 2); // [N, C, 256]
     let equalized = lut.gather(2, &flat, false).view(size.as_slice()); // [N, C, H, W]
     let kept = levels.to_kind(Kind::Int64);
     let out = equalized.where_self(&step.ne(0).unsqueeze(-1), &kept).to_kind(Kind::Uint8);

@@ -6,6 +6,7 @@ use crate::aug::{apply_through_owned_if, check_batch, rows_of};
 use crate::error::check_probability;
 use crate::mask::{sample_mask, where_chosen};
 use crate::rng::uniform;
+use crate::to_float::round_to_levels;
 use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`GaussianBlur`].
@@ -111,9 +112,7 @@ impl GaussianBlur {
         where_chosen(x, owned, &p.apply, |x, _| {
             if x.kind() == Kind::Uint8 {
                 // Levels blurred in f32 and rounded back, as torchvision blurs uint8 images.
-                let mut y = blur(&x.to_kind(Kind::Float), k, &sigma);
-                let _ = y.round_().clamp_(0.0, 255.0);
-                y.to_kind(Kind::Uint8)
+                round_to_levels(blur(&x.to_kind(Kind::Float), k, &sigma)).to_kind(Kind::Uint8)
             } else {
                 blur(&x, k, &sigma)
             }

@@ -4,6 +4,7 @@ use tch::{Kind, Tensor};
 
 use crate::aug::{check_batch, rows_of};
 use crate::rng::{uniform, uniform_int};
+use crate::to_float::round_to_levels;
 use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`RandomResizedCrop`].
@@ -179,9 +180,8 @@ impl RandomResizedCrop {
         }
         if x.kind() == Kind::Uint8 {
             // Levels resampled in f32 and rounded back, as torchvision resizes uint8 images.
-            let mut y = self.apply_mirrored(&x.to_kind(Kind::Float), params, mirror);
-            let _ = y.round_().clamp_(0.0, 255.0);
-            return y.to_kind(Kind::Uint8);
+            let y = self.apply_mirrored(&x.to_kind(Kind::Float), params, mirror);
+            return round_to_levels(y).to_kind(Kind::Uint8);
         }
         // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
         let grid = box_grid(&params.boxes, params.input_size, self.cfg.size, mirror, x);

@@ -1,9 +1,21 @@
-//! uint8 levels to float in `[0, 1]`, inside a pipeline.
+//! uint8 levels to float in `[0, 1]`, inside a pipeline, and the conversions back that the ops
+//! taking uint8 batches share.
 
 use tch::{Kind, Tensor};
 
 use crate::aug::check_batch;
 use crate::{AugRng, BatchAug};
+
+/// torchvision's float-to-uint8 scale (`to_dtype(…, uint8, scale=True)`): `⌊255.999·x⌋`, so that
+/// only x = 1 becomes 255 yet every level keeps an equal share of `[0, 1]`.
+pub(crate) const LEVELS_PER_UNIT: f64 = 255.0 + 1.0 - 1e-3;
+
+/// `y` (float levels) rounded to the nearest level in `[0, 255]`, still float: how torchvision
+/// brings uint8 images back from a float resampling or blur.
+pub(crate) fn round_to_levels(mut y: Tensor) -> Tensor {
+    let _ = y.round_().clamp_(0.0, 255.0);
+    y
+}
 
 /// `y = x / 255` in f32 for a uint8 batch (float batches pass unchanged), as torchvision's
 /// `ToDtype(torch.float32, scale=True)`; deterministic.
@@ -43,26 +55,19 @@ impl BatchAug for ToFloat {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aug_rng;
+    use crate::{aug_rng, Aug};
     use tch::Device;
 
     #[test]
     fn levels_become_fractions_of_255_and_floats_pass() {
         let x = Tensor::from_slice(&[0u8, 51, 255]).view([1, 1, 1, 3]);
-        let y = ToFloat {}.forward_once(&x);
+        let y = ToFloat {}.forward(&x, &mut aug_rng(0, &[]));
         assert_eq!(y.kind(), Kind::Float);
         let got = Vec::<f32>::try_from(y.flatten(0, -1)).unwrap();
         for (g, w) in got.iter().zip([0.0, 0.2, 1.0]) {
             assert!((g - w).abs() < 1e-7, "{got:?}"); // × f32(1/255), as torchvision
         }
         let f = Tensor::rand([2, 3, 4, 4], (Kind::Float, Device::Cpu));
-        assert!(ToFloat {}.forward_once(&f).equal(&f));
-    }
-
-    impl ToFloat {
-        fn forward_once(&self, x: &Tensor) -> Tensor {
-            let n = self.sample(&x.size(), &mut aug_rng(0, &[]));
-            self.apply(x, &n)
-        }
+        assert!(ToFloat {}.forward(&f, &mut aug_rng(0, &[])).equal(&f));
     }
 }
