@@ -9,7 +9,7 @@ use crate::AugRng;
 
 /// Per-sample parameters of one batch, which can be cut into the rows of a sub-batch (a
 /// pipeline applies a large batch in cache-sized chunks with the parameters drawn for all).
-pub trait BatchParams: Debug + Clone + Send + 'static {
+pub trait BatchParams: Debug + Clone + Send + Sync + 'static {
     /// The parameters of samples `start .. start + len`.
     fn rows(&self, start: usize, len: usize) -> Self;
 }
@@ -48,7 +48,7 @@ pub trait BatchAug: Debug + Send + Sync {
 }
 
 /// Parameters of some op, type-erased for pipelines.
-pub type ErasedParams = Box<dyn Any + Send>;
+pub type ErasedParams = Box<dyn Any + Send + Sync>;
 
 /// An augmentation as a single random call, for pipelines of mixed ops.
 pub trait Aug: Debug + Send + Sync {

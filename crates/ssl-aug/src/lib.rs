@@ -19,6 +19,7 @@
 
 mod antialias;
 mod aug;
+mod chunk_plan;
 mod color_jitter;
 mod compose;
 mod crop_flip;
