@@ -1,9 +1,11 @@
 //! Where the time of one SimCLR view goes: each op of `ssl_bench::aug_cases`' pipeline timed on
-//! its own, applied chunk by chunk as `Compose` applies it. Prints one line per op with the
-//! median milliseconds per batch over the repetitions.
+//! its own, applied chunk by chunk on the calling thread as `Compose` applies a batch in order
+//! (a large batch's chunks `Compose` spreads over threads instead, so the sum here is the
+//! in-order cost). Prints one line per op with the median milliseconds per batch.
 //!
 //! `cargo run --release -p ssl-bench --example aug_stages -- [SIZE] [BATCH] [REPS] [CHUNK]`
-//! (default 96 px, 256 samples, 15 repetitions, the chunk of `Compose`). Run it with the heap kept, as the benches:
+//! (default 96 px, 256 samples, 15 repetitions, `Compose`'s 4 MiB in-order chunk). Run it
+//! with the heap kept, as the benches:
 //! `GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295`.
 
 use std::time::Instant;
