@@ -6,7 +6,7 @@ use crate::aug::{apply_through_owned_if, check_batch, rows_of};
 use crate::error::check_probability;
 use crate::mask::{sample_mask, where_chosen};
 use crate::rng::uniform;
-use crate::to_float::round_to_levels;
+use crate::to_float::on_float_levels;
 use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`GaussianBlur`].
@@ -111,8 +111,7 @@ impl GaussianBlur {
             p.sigma.iter().zip(&p.apply).filter(|(_, &a)| a).map(|(&s, _)| s).collect();
         where_chosen(x, owned, &p.apply, |x, _| {
             if x.kind() == Kind::Uint8 {
-                // Levels blurred in f32 and rounded back, as torchvision blurs uint8 images.
-                round_to_levels(blur(&x.to_kind(Kind::Float), k, &sigma)).to_kind(Kind::Uint8)
+                on_float_levels(&x, |x| blur(x, k, &sigma)) // as torchvision blurs uint8
             } else {
                 blur(&x, k, &sigma)
             }

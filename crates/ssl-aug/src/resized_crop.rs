@@ -4,7 +4,7 @@ use tch::{Kind, Tensor};
 
 use crate::aug::{check_batch, rows_of};
 use crate::rng::{uniform, uniform_int};
-use crate::to_float::round_to_levels;
+use crate::to_float::on_float_levels;
 use crate::{AugError, AugRng, BatchAug, BatchParams, Result};
 
 /// Settings of [`RandomResizedCrop`].
@@ -179,9 +179,8 @@ impl RandomResizedCrop {
             return crate::antialias::resized_crop(x, &params.boxes, self.cfg.size, mirror);
         }
         if x.kind() == Kind::Uint8 {
-            // Levels resampled in f32 and rounded back, as torchvision resizes uint8 images.
-            let y = self.apply_mirrored(&x.to_kind(Kind::Float), params, mirror);
-            return round_to_levels(y).to_kind(Kind::Uint8);
+            // As torchvision resizes uint8 images.
+            return on_float_levels(x, |x| self.apply_mirrored(x, params, mirror));
         }
         // Bilinear sampling (mode 0) with border padding (mode 1): a box never leaves the image.
         let grid = box_grid(&params.boxes, params.input_size, self.cfg.size, mirror, x);

@@ -17,6 +17,12 @@ pub(crate) fn round_to_levels(mut y: Tensor) -> Tensor {
     y
 }
 
+/// `f` of the uint8 batch `x` taken as f32 levels, rounded back to uint8 levels: how
+/// torchvision resamples or blurs uint8 images.
+pub(crate) fn on_float_levels(x: &Tensor, f: impl FnOnce(&Tensor) -> Tensor) -> Tensor {
+    round_to_levels(f(&x.to_kind(Kind::Float))).to_kind(Kind::Uint8)
+}
+
 /// `y = x / 255` in f32 for a uint8 batch (float batches pass unchanged), as torchvision's
 /// `ToDtype(torch.float32, scale=True)`; deterministic.
 ///
