@@ -132,8 +132,9 @@ fn blur(x: &Tensor, k: i64, sigma: &[f32]) -> Tensor {
     let g = g.repeat_interleave_self_int(c, 0, None); // [N·C, k]
     let planes = x.reshape([1, n * c, h, w]); // [1, N·C, H, W]
     let padded = planes.reflection_pad2d([r, r, r, r]); // [1, N·C, H+2r, W+2r]
-                                                        // The planes as channels of one image in NHWC strides: libtorch's depthwise convolution
-                                                        // then vectorises across planes, over twice as fast on the CPU, conversions included.
+
+    // The planes as channels of one image in NHWC strides: libtorch's depthwise convolution
+    // then vectorises across planes, over twice as fast on the CPU, conversions included.
     let padded = padded.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
     let horizontal = padded.conv2d(&g.view([n * c, 1, 1, k]), None::<Tensor>, 1, 0, 1, n * c);
     let blurred = horizontal.conv2d(&g.view([n * c, 1, k, 1]), None::<Tensor>, 1, 0, 1, n * c);
