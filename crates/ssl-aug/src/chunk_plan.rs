@@ -14,6 +14,9 @@ pub(crate) const CHUNK_BYTES: i64 = 4 << 20;
 /// chunk at a time on each. (Same machine, 96 px views: 1, 2 and 4 MiB within noise.)
 pub(crate) const PARALLEL_CHUNK_BYTES: i64 = 2 << 20;
 
+/// The type of OpenMP's `omp_set_num_threads`.
+pub(crate) type SetThreads = extern "C" fn(libc::c_int);
+
 /// A batch's chunks `(start, len)` and how many threads they are spread over (1: the calling
 /// thread applies them in order, each op with libtorch's own threads).
 #[derive(Debug, PartialEq)]
@@ -25,6 +28,11 @@ pub(crate) struct Plan {
 /// Largest stage's f32 bytes per sample, over the stage shapes `[N, ...]` of a pipeline.
 fn bytes_per_sample(shapes: &[Vec<i64>]) -> i64 {
     shapes.iter().map(|s| s[1..].iter().product::<i64>() * 4).max().unwrap_or(1).max(1)
+}
+
+/// `⌈a / b⌉` for `a ≥ 0`, `b > 0`.
+fn ceil_div(a: i64, b: i64) -> i64 {
+    (a + b - 1) / b
 }
 
 /// `n` samples cut into `count` runs `(start, len)` whose lengths differ by at most one.
@@ -43,7 +51,7 @@ pub(crate) fn even_runs(n: i64, count: i64) -> Vec<(i64, i64)> {
 
 /// The plan for a batch of `n` samples whose stages have `shapes`, on `device`, with `threads`
 /// libtorch threads; `spreadable` says whether a thread can be made single-threaded
-/// ([`one_thread_each`]).
+/// ([`omp_set_num_threads`]).
 ///
 /// On the CPU a batch of at least one [`PARALLEL_CHUNK_BYTES`] chunk per thread is cut into a
 /// multiple of `threads` equal chunks of at most about that size, spread over the threads;
@@ -61,22 +69,19 @@ pub(crate) fn plan(
     let total = bytes_per_sample(shapes) * n;
     let t = threads as i64;
     if spreadable && t > 1 && total >= t * PARALLEL_CHUNK_BYTES {
-        let count = (total + PARALLEL_CHUNK_BYTES - 1) / PARALLEL_CHUNK_BYTES;
-        let count = (count + t - 1) / t * t;
+        let count = ceil_div(ceil_div(total, PARALLEL_CHUNK_BYTES), t) * t;
         return Plan { chunks: even_runs(n, count), workers: threads };
     }
-    let count = (total + CHUNK_BYTES - 1) / CHUNK_BYTES;
-    Plan { chunks: even_runs(n, count), workers: 1 }
+    Plan { chunks: even_runs(n, ceil_div(total, CHUNK_BYTES)), workers: 1 }
 }
 
-/// A function that makes libtorch's CPU ops on the calling thread single-threaded, when
-/// libtorch's OpenMP runtime is loaded: `omp_set_num_threads(1)`, which sets the calling
-/// thread's own OpenMP thread count (libtorch's `set_num_threads` would also change MKL's
-/// count for every thread). `None` without OpenMP: chunks then run one after another.
-pub(crate) fn one_thread_each() -> Option<fn()> {
-    type SetThreads = extern "C" fn(libc::c_int);
+/// OpenMP's `omp_set_num_threads`, when libtorch's OpenMP runtime is loaded: called with 1 on
+/// a thread, it makes libtorch's CPU ops there single-threaded, as it sets only the calling
+/// thread's OpenMP count (libtorch's `set_num_threads` would also change MKL's count for every
+/// thread). `None` without OpenMP: chunks then run one after another.
+pub(crate) fn omp_set_num_threads() -> Option<SetThreads> {
     static SET: OnceLock<Option<SetThreads>> = OnceLock::new();
-    let set = *SET.get_or_init(|| {
+    *SET.get_or_init(|| {
         #[allow(unsafe_code)]
         // SAFETY: dlsym with RTLD_DEFAULT only looks a symbol up among the loaded objects;
         // `omp_set_num_threads` is OpenMP's `void omp_set_num_threads(int)`, the type cast to.
@@ -84,20 +89,12 @@ pub(crate) fn one_thread_each() -> Option<fn()> {
             let f = libc::dlsym(libc::RTLD_DEFAULT, c"omp_set_num_threads".as_ptr());
             (!f.is_null()).then(|| std::mem::transmute::<*mut libc::c_void, SetThreads>(f))
         }
-    });
-    set.map(|_| {
-        fn one() {
-            if let Some(Some(f)) = SET.get() {
-                f(1);
-            }
-        }
-        one as fn()
     })
 }
 
 /// `apply(chunk, start)` of every chunk `(start, samples)` of a batch, on `workers` threads
-/// that each first call `one_thread`, written into one tensor of `size` (the output's shape):
-/// the concatenation of the outputs in order.
+/// that each first call `set_threads(1)`, written into one tensor of `size` (the output's
+/// shape): the concatenation of the outputs in order.
 ///
 /// Chunk `k` goes to thread `k % workers`. The threads also write their outputs into the
 /// result, so the calling thread runs no libtorch op: its OpenMP threads, which spin for some
@@ -107,7 +104,7 @@ pub(crate) fn spread<F>(
     chunks: Vec<(i64, Tensor)>,
     size: &[i64],
     workers: usize,
-    one_thread: fn(),
+    set_threads: SetThreads,
     apply: F,
 ) -> Tensor
 where
@@ -124,7 +121,7 @@ where
             .into_iter()
             .map(|share| {
                 scope.spawn(move || {
-                    one_thread();
+                    set_threads(1);
                     for (start, c) in share {
                         let y = apply(&c, start);
                         let dst = out_ref
@@ -178,10 +175,10 @@ mod tests {
 
     #[test]
     fn a_worker_runs_libtorch_on_one_thread_and_the_caller_keeps_its_count() {
-        let one = one_thread_each().expect("libtorch's OpenMP runtime is loaded");
+        let set = omp_set_num_threads().expect("libtorch's OpenMP runtime is loaded");
         let before = tch::get_num_threads();
         let inside = std::thread::spawn(move || {
-            one();
+            set(1);
             let _ = Tensor::rand([1 << 20], (Kind::Float, Device::Cpu)).exp();
             tch::get_num_threads()
         })
@@ -195,8 +192,8 @@ mod tests {
     fn spread_chunks_land_in_order() {
         let x = Tensor::arange(30, (Kind::Float, Device::Cpu)).view([10, 3]);
         let chunks = even_runs(10, 4).into_iter().map(|(s, l)| (s, x.narrow(0, s, l))).collect();
-        let one = one_thread_each().expect("libtorch's OpenMP runtime is loaded");
-        let y = spread(chunks, &[10, 3], 2, one, |c, start| c * 2 + start as f64);
+        let set = omp_set_num_threads().expect("libtorch's OpenMP runtime is loaded");
+        let y = spread(chunks, &[10, 3], 2, set, |c, start| c * 2 + start as f64);
         let starts = Tensor::from_slice(&[0f32, 0., 0., 3., 3., 3., 6., 6., 8., 8.]).view([10, 1]);
         assert!(y.equal(&(&x * 2 + starts)));
     }

@@ -2,7 +2,7 @@
 
 use tch::Tensor;
 
-use crate::chunk_plan::{one_thread_each, plan, spread, Plan};
+use crate::chunk_plan::{omp_set_num_threads, plan, spread, Plan, SetThreads};
 use crate::{Aug, AugRng, ErasedParams};
 
 /// Ops applied one after another, each drawing its parameters from the same generator.
@@ -84,14 +84,14 @@ impl Compose {
     }
 
     /// The ops applied to `x` chunk by chunk as `plan` says, into a batch of `size`; the
-    /// chunks run in order unless the plan spreads them and `one_thread` is known.
+    /// chunks run in order unless the plan spreads them and `set_threads` is known.
     fn apply_plan(
         &self,
         x: &Tensor,
         params: &[ErasedParams],
         size: &[i64],
         plan: &Plan,
-        one_thread: Option<fn()>,
+        set_threads: Option<SetThreads>,
     ) -> Tensor {
         if plan.chunks.len() == 1 {
             return self.apply_all(x, false, params, 0, x.size()[0] as usize);
@@ -101,9 +101,9 @@ impl Compose {
         let apply = |c: &Tensor, start: i64| {
             self.apply_all(c, false, params, start as usize, c.size()[0] as usize)
         };
-        match one_thread {
-            Some(one_thread) if plan.workers > 1 => {
-                spread(chunks, size, plan.workers, one_thread, apply)
+        match set_threads {
+            Some(set_threads) if plan.workers > 1 => {
+                spread(chunks, size, plan.workers, set_threads, apply)
             }
             _ => Tensor::cat(&chunks.iter().map(|(s, c)| apply(c, *s)).collect::<Vec<_>>(), 0),
         }
@@ -135,10 +135,10 @@ impl Aug for Compose {
         }
         let (params, shapes) = self.sample_all(&size, rng);
         let n = size[0];
-        let one_thread = one_thread_each();
+        let set_threads = omp_set_num_threads();
         let threads = tch::get_num_threads().max(1) as usize;
-        let plan = plan(&shapes, n, x.device(), threads, one_thread.is_some());
-        self.apply_plan(x, &params, shapes.last().expect("starts non-empty"), &plan, one_thread)
+        let plan = plan(&shapes, n, x.device(), threads, set_threads.is_some());
+        self.apply_plan(x, &params, shapes.last().expect("starts non-empty"), &plan, set_threads)
     }
 
     fn sample_erased(&self, size: &[i64], rng: &mut AugRng) -> (ErasedParams, Vec<i64>) {
@@ -196,15 +196,15 @@ mod tests {
         let mut rng = aug_rng(5, &[]);
         let want = view.ops.iter().fold(x.shallow_clone(), |y, op| op.forward(&y, &mut rng));
         let (params, shapes) = view.sample_all(&x.size(), &mut aug_rng(5, &[]));
-        let one = one_thread_each();
-        assert!(one.is_some(), "libtorch's OpenMP runtime is loaded");
+        let set = omp_set_num_threads();
+        assert!(set.is_some(), "libtorch's OpenMP runtime is loaded");
         let plans = [
             Plan { chunks: even_runs(80, 3), workers: 1 },
             Plan { chunks: even_runs(80, 6), workers: 2 },
             Plan { chunks: even_runs(80, 5), workers: 3 },
         ];
         for p in &plans {
-            let got = view.apply_plan(&x, &params, shapes.last().unwrap(), p, one);
+            let got = view.apply_plan(&x, &params, shapes.last().unwrap(), p, set);
             assert_eq!(got.size(), [80, 3, 96, 96]);
             let err = f64::try_from((&got - &want).abs().max()).unwrap();
             assert!(err < 1e-6, "{p:?}: output off by {err}");
