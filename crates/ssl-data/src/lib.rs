@@ -5,6 +5,7 @@
 //! - [`IdxImages`]: an image file plus its optional label file, checked against each other.
 //! - [`Dataset`]: random access to images (labels optional); [`Loader`]: seeded epoch orders,
 //!   batches assembled on worker threads and handed over through bounded crossbeam channels.
+//! - [`Subset`]: a contiguous range of another dataset (pre-training without a held-out tail).
 //!
 //! Together with ssl-train this is the only crate that does I/O. See ARCHITECTURE.md.
 //!
@@ -21,6 +22,7 @@ mod idx;
 mod idx_images;
 mod image_folder;
 mod loader;
+mod subset;
 
 pub use dataset::Dataset;
 pub use error::{DataError, Result};
@@ -28,3 +30,4 @@ pub use idx::{encode_idx, parse_idx, read_idx, IdxArray};
 pub use idx_images::{IdxImages, Split};
 pub use image_folder::{ImageFolder, ImageFolderConfig};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
+pub use subset::Subset;

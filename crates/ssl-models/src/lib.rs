@@ -21,9 +21,11 @@
 
 mod error;
 mod init;
+mod precision;
 mod projection_head;
 mod resnet;
 
 pub use error::{ModelError, Result};
+pub use precision::{CpuFeatures, Precision, PrecisionChoice};
 pub use projection_head::{ProjectionHead, ProjectionHeadConfig};
-pub use resnet::{Block, Precision, ResNet, ResNetConfig, Stem};
+pub use resnet::{Block, ResNet, ResNetConfig, Stem};

@@ -4,7 +4,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
 use crate::init::{batch_norm2d, conv, Conv};
-use crate::{ModelError, Result};
+use crate::{CpuFeatures, ModelError, Precision, Result};
 
 /// The first layers of the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,22 +37,8 @@ impl Block {
     }
 }
 
-/// The number format the backbone computes in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-pub enum Precision {
-    /// Everything in the input's kind (f32 for images).
-    #[default]
-    F32,
-    /// Mixed precision as `torch.autocast(dtype=torch.bfloat16)` runs a ResNet: convolutions and
-    /// BatchNorm take bf16 activations (BatchNorm accumulates its statistics in f32), weights and
-    /// running statistics stay f32 and get f32 gradients, and the pooled features come back f32.
-    /// On the project's 2-core CPU (AVX-512 BF16) the default backbone's training step ran 1.55×
-    /// faster than f32 channels-last (docs/benchmarks.md); values differ from f32 by bf16
-    /// rounding (8 bits of mantissa).
-    Bf16,
-}
+/// The narrowest width that runs channels-last (see [`ResNet::new`]).
+const MIN_NHWC_WIDTH: i64 = 8;
 
 /// Settings of [`ResNet`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,10 +59,12 @@ pub struct ResNetConfig {
     /// Run every layer after the stem's convolution on channels-last (NHWC) activations, the
     /// layout oneDNN's CPU convolutions and cuDNN's tensor-core kernels prefer. The values are
     /// the same up to float rounding; on the project's 2-core CPU the default backbone's training
-    /// step ran 1.33× faster (docs/benchmarks.md). Off when absent from a config.
+    /// step ran 1.33× faster (docs/benchmarks.md). Off when absent from a config. Ignored below
+    /// width 8, where libtorch's NHWC weight gradient corrupts memory on AVX2 CPUs.
     #[cfg_attr(feature = "serde", serde(default))]
     pub channels_last: bool,
-    /// The number format of the activations; f32 when absent from a config.
+    /// The number format of the activations; `auto` (bf16 only where the hardware runs it
+    /// fast, see [`Precision::resolve`]) when absent from a config.
     #[cfg_attr(feature = "serde", serde(default))]
     pub precision: Precision,
 }
@@ -194,6 +182,8 @@ pub struct ResNet {
     stages: Vec<Vec<Residual>>,
     feature_dim: i64,
     channels_last: bool,
+    device: tch::Device,
+    /// [`Precision::F32`] or [`Precision::Bf16`]: `Auto` is resolved when it is set.
     precision: Precision,
 }
 
@@ -226,8 +216,38 @@ impl ResNet {
             stages.push(stage);
         }
         let max_pool = cfg.stem == Stem::ImageNet;
-        let (channels_last, precision) = (cfg.channels_last, cfg.precision);
-        Ok(Self { conv1, bn1, max_pool, stages, feature_dim: c_in, channels_last, precision })
+        // PyTorch 2.11's oneDNN corrupts the heap in the weight gradient of a stride-2 1×1
+        // convolution with fewer than 8 input channels in NHWC on AVX2 CPUs (the downsample of
+        // stage 2 when width < 8; `benches/reference/nhwc_small_conv_crash.py` reproduces it in
+        // plain PyTorch), so such narrow networks keep NCHW.
+        let channels_last = cfg.channels_last && cfg.width >= MIN_NHWC_WIDTH;
+        let device = p.device();
+        let mut net = Self {
+            conv1,
+            bn1,
+            max_pool,
+            stages,
+            feature_dim: c_in,
+            channels_last,
+            device,
+            precision: Precision::F32,
+        };
+        net.set_precision(cfg.precision);
+        Ok(net)
+    }
+
+    /// Switches the number format of the activations (the weights stay f32), resolving
+    /// [`Precision::Auto`] for this machine and the variables' device; returns the format
+    /// chosen. Evaluation uses it to follow the hardware whatever the training run chose.
+    pub fn set_precision(&mut self, precision: Precision) -> Precision {
+        self.precision = precision.resolve(self.device, &CpuFeatures::detect()).precision;
+        self.precision
+    }
+
+    /// The number format the activations are computed in: [`Precision::F32`] or
+    /// [`Precision::Bf16`].
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The length of the feature vector [`ModuleT::forward_t`] returns.
@@ -238,10 +258,8 @@ impl ResNet {
 
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = match self.precision {
-            Precision::F32 => x.shallow_clone(),
-            Precision::Bf16 => x.to_kind(Kind::BFloat16),
-        };
+        let bf16 = self.precision == Precision::Bf16;
+        let x = if bf16 { x.to_kind(Kind::BFloat16) } else { x.shallow_clone() };
         let mut y = self.conv1.forward(&x); // [N, width, H', W']
         if self.channels_last {
             // Same shape, NHWC strides: convolutions, BatchNorm, ReLU and the residual sums all
@@ -257,9 +275,10 @@ impl ModuleT for ResNet {
             y = block.forward_t(&y, train);
         }
         let h = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1); // [N, feature_dim]
-        match self.precision {
-            Precision::F32 => h,
-            Precision::Bf16 => h.to_kind(Kind::Float),
+        if bf16 {
+            h.to_kind(Kind::Float)
+        } else {
+            h
         }
     }
 }
@@ -312,6 +331,28 @@ mod tests {
         assert_eq!(b.size(), [4, 64]);
         assert!(a.allclose(&b, 1e-10, 1e-12, false), "{}", (&a - &b).abs().max());
         assert!(ga.allclose(&gb, 1e-8, 1e-10, false), "{}", (&ga - &gb).abs().max());
+    }
+
+    #[test]
+    fn narrow_channels_last_networks_train_without_corrupting_memory() {
+        // With 4 channels, NHWC made PyTorch 2.11's AVX2 weight gradient of the stride-2 1×1
+        // downsample write out of bounds: glibc aborted ("free(): invalid next size") or a
+        // thread spun forever within a few dozen steps. Such widths now run NCHW.
+        let cfg = ResNetConfig {
+            width: 4,
+            in_channels: 1,
+            channels_last: true,
+            ..ResNetConfig::cifar_resnet18()
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = ResNet::new(&vs.root(), &cfg).unwrap();
+        assert!(!net.channels_last);
+        for _ in 0..50 {
+            let x = Tensor::rand([32, 1, 16, 16], (Kind::Float, Device::Cpu));
+            net.forward_t(&x, true).square().sum(Kind::Float).backward();
+        }
+        let wide = ResNet::new(&(vs.root() / "w"), &ResNetConfig { width: 8, ..cfg }).unwrap();
+        assert!(wide.channels_last);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ssl_aug::{Resize, ResizeConfig, ViewConfig};
 use ssl_loss::NtXentConfig;
-use ssl_models::ResNetConfig;
+use ssl_models::{Precision, ResNetConfig};
 
 use crate::eval::{KnnConfig, LinearProbeConfig};
 use crate::optim::OptimKind;
@@ -100,12 +100,23 @@ pub struct EvalConfig {
     pub knn: KnnConfig,
     /// Linear-probe settings.
     pub linear: LinearProbeConfig,
-    /// Training images used as the kNN monitor's memory bank each epoch (0 turns it off).
+    /// The first this many training images are the kNN monitor's memory bank each epoch (0
+    /// turns the monitor off).
     pub monitor_bank: i64,
-    /// Test images the kNN monitor scores each epoch.
+    /// The last this many training images (held out of the bank) are the monitor's queries;
+    /// the test set is never read during training.
     pub monitor_queries: i64,
     /// Also evaluate the randomly initialised network and raw pixels, the baselines.
     pub baselines: bool,
+    /// The number format of evaluation's forward passes: `auto` (the default) applies the
+    /// training rule on the evaluating machine, whatever the run trained in.
+    #[serde(default)]
+    pub precision: Precision,
+    /// Pre-train on all but the last `eval.linear.val_fraction` of the training images and
+    /// score on those instead of the test set, which is then never read: for choosing a recipe
+    /// or an evaluation setting (`ssl train --validation` sets it).
+    #[serde(default)]
+    pub validation: bool,
     /// Optional resize of the images before a network sees them in evaluation (kNN monitor,
     /// kNN and linear probe, random init included); `null` keeps the native 28 px. Raw pixels
     /// are never resized.
@@ -131,14 +142,57 @@ pub struct CheckpointConfig {
     pub every_steps: Option<u64>,
 }
 
-/// Training length.
+/// Training length: exactly one of `epochs`, `steps` and `budget_minutes`.
+///
+/// The learning-rate schedule (warm-up, then a cosine to 0) always spans the whole length, so
+/// a budget gives a slow machine a shorter schedule that still ends, never one cut mid-cosine.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
     /// Passes over the training set.
-    pub epochs: u64,
-    /// Stop after this many optimiser steps (smoke tests); `null` trains all epochs.
+    #[serde(default)]
+    pub epochs: Option<u64>,
+    /// Optimiser steps. A budgeted run writes the number it chose here in its run directory's
+    /// `config.yaml`, so `--set train.steps=N` replays it exactly on any machine.
+    #[serde(default)]
+    pub steps: Option<u64>,
+    /// Wall-clock minutes for the training loop (kNN monitor included, final evaluation not):
+    /// the steps of the warm-up measure the throughput, then the run fixes `steps` so that the
+    /// whole schedule ends inside the budget.
+    #[serde(default)]
+    pub budget_minutes: Option<f64>,
+    /// Stop after this many optimiser steps without changing the schedule (smoke tests);
+    /// `null` trains the whole length.
+    #[serde(default)]
     pub max_steps: Option<u64>,
+}
+
+/// How long a run trains, from [`TrainConfig`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Length {
+    /// Whole passes over the training set.
+    Epochs(u64),
+    /// A fixed number of optimiser steps.
+    Steps(u64),
+    /// A wall-clock budget in seconds, turned into steps after the warm-up has been timed.
+    Budget(f64),
+}
+
+impl TrainConfig {
+    /// The one length that is set.
+    ///
+    /// # Panics
+    /// When not exactly one is set, which [`Config::validate`] rules out.
+    pub fn length(&self) -> Length {
+        match (self.epochs, self.steps, self.budget_minutes) {
+            (Some(e), None, None) => Length::Epochs(e),
+            (None, Some(s), None) => Length::Steps(s),
+            (None, None, Some(m)) => Length::Budget(m * 60.0),
+            _ => {
+                panic!("train: exactly one of epochs, steps, budget_minutes (checked by validate)")
+            }
+        }
+    }
 }
 
 impl Config {
@@ -180,8 +234,28 @@ impl Config {
         if !(o.weight_decay >= 0.0 && o.weight_decay.is_finite()) {
             return invalid("optim.weight_decay", o.weight_decay.to_string(), "must be ≥ 0");
         }
-        if self.train.epochs < 1 {
+        let t = &self.train;
+        let set = [t.epochs.is_some(), t.steps.is_some(), t.budget_minutes.is_some()];
+        if set.iter().filter(|&&b| b).count() != 1 {
+            return invalid(
+                "train",
+                format!(
+                    "epochs {:?}, steps {:?}, budget_minutes {:?}",
+                    t.epochs, t.steps, t.budget_minutes
+                ),
+                "set exactly one of epochs, steps and budget_minutes (the others null)",
+            );
+        }
+        if t.epochs == Some(0) {
             return invalid("train.epochs", "0".into(), "must be ≥ 1");
+        }
+        if t.steps == Some(0) {
+            return invalid("train.steps", "0".into(), "must be ≥ 1");
+        }
+        if let Some(m) = t.budget_minutes {
+            if !(m.is_finite() && m > 0.0) {
+                return invalid("train.budget_minutes", m.to_string(), "must be a number > 0");
+            }
         }
         let p = &self.model.projection;
         if p.hidden_dim < 1 || p.output_dim < 1 {

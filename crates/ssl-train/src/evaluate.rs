@@ -43,14 +43,27 @@ pub struct Summary {
     pub raw_pixel_knn_top1: Option<f64>,
     /// Linear-probe top-1 on raw pixels.
     pub raw_pixel_linear_top1: Option<f64>,
+    /// Whether the scores are on held-out training images (`eval.validation`) instead of the
+    /// test set.
+    pub validation: bool,
+    /// The training precision as run (`f32` or `bf16`) and why.
+    pub precision: String,
+    /// The evaluation precision as run and why.
+    pub eval_precision: String,
+    /// How a `train.budget_minutes` became steps, for budgeted runs.
+    pub budget: Option<crate::BudgetReport>,
+    /// kNN monitor of the untrained network, when a budgeted run timed it up front.
+    pub knn_monitor_before: Option<f64>,
     /// Wall time of pre-training, seconds.
     pub train_seconds: f64,
     /// Training images per second (each gives two views).
     pub images_per_second: f64,
     /// Time the training thread waited for the data loader, seconds.
     pub data_wait_seconds: f64,
-    /// Wall time of all evaluation, seconds.
+    /// Wall time of all evaluation (data loading and every row), seconds.
     pub eval_seconds: f64,
+    /// Seconds of each evaluated row: the trained network, random init, raw pixels.
+    pub eval_row_seconds: Vec<(String, f64)>,
     /// Mean loss and kNN monitor per epoch.
     pub epochs: Vec<crate::EpochMetrics>,
     /// Optimiser steps taken.
@@ -69,7 +82,9 @@ pub struct EvalData {
 }
 
 impl EvalData {
-    /// Loads both splits of Fashion-MNIST from `cfg.data.dir`, labels included.
+    /// Loads both splits of Fashion-MNIST from `cfg.data.dir`, labels included; with
+    /// `cfg.eval.validation`, only the training split, held out as [`EvalData::validation`]
+    /// does (the test file is not even opened).
     ///
     /// # Errors
     /// [`ssl_data::DataError`] naming the file.
@@ -80,6 +95,16 @@ impl EvalData {
             Ok((set.to_tensor(), labels))
         };
         let (train_images, train_labels) = load(Split::Train)?;
+        if cfg.eval.validation {
+            let empty = Tensor::zeros([0], (tch::Kind::Int64, Device::Cpu));
+            let data = Self {
+                train_images,
+                train_labels,
+                test_images: empty.shallow_clone(),
+                test_labels: empty,
+            };
+            return Ok(data.validation(cfg.eval.linear.val_fraction));
+        }
         let (test_images, test_labels) = load(Split::Test)?;
         Ok(Self { train_images, train_labels, test_images, test_labels })
     }

@@ -2,24 +2,29 @@
 //!
 //! - [`Config`]: the whole run as one validated YAML document ([`config::load`]).
 //! - [`SimClr`]: SimCLR's encoder (ResNet + projection head) and its NT-Xent step.
-//! - [`train`]: the pre-training loop with progress, per-step metrics and the kNN monitor.
+//! - [`train`]: the pre-training loop with progress, per-step metrics and the kNN monitor; its
+//!   length in epochs, steps or a wall-clock budget ([`steps_within_budget`]).
 //! - [`evaluate::EvalData`]: kNN and linear probe of a frozen backbone, and the baselines, on
 //!   the test set or (for choosing evaluation settings) on held-out training images.
 //!
 //! Nothing depends on this crate; it is where the leaf crates meet. See ARCHITECTURE.md.
 
+mod budget;
 pub mod config;
 mod error;
 pub mod eval;
 pub mod evaluate;
 pub mod malloc;
+mod monitor;
 mod optim;
 mod plot;
+mod progress;
 pub mod run_dir;
 mod schedule;
 mod simclr;
 mod trainer;
 
+pub use budget::{steps_within_budget, BudgetInputs};
 pub use config::Config;
 pub use error::{Result, TrainError};
 pub use evaluate::{Scores, Summary};
@@ -28,4 +33,7 @@ pub use plot::plot_curves;
 pub use run_dir::RunDir;
 pub use schedule::warmup_cosine;
 pub use simclr::SimClr;
-pub use trainer::{build_model, train, EpochMetrics, StepMetrics, Trained};
+pub use trainer::{
+    build_model, held_out, set_eval_precision, train, BudgetReport, EpochMetrics, StepMetrics,
+    Trained,
+};

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ssl_train::evaluate::EvalData;
 use ssl_train::run_dir::CONFIG;
-use ssl_train::{build_model, config, RunDir, Scores, Summary};
+use ssl_train::{build_model, config, set_eval_precision, RunDir, Scores, Summary};
 use tch::Device;
 
 /// Self-supervised pre-training on libtorch.
@@ -31,6 +31,10 @@ enum Command {
         /// The run directory (default: `runs/{config name}-{unix time}`).
         #[arg(long)]
         run_dir: Option<PathBuf>,
+        /// Hold out the last `eval.linear.val_fraction` of the training images from
+        /// pre-training and score on them; the test set is not read (`eval.validation=true`).
+        #[arg(long)]
+        validation: bool,
     },
     /// Evaluate a checkpoint (kNN-200 and linear probe) with the config saved beside it.
     Eval {
@@ -51,7 +55,12 @@ enum Command {
 fn main() -> Result<()> {
     ssl_train::malloc::keep_freed_memory();
     match Cli::parse().command {
-        Command::Train { config, overrides, run_dir } => train(&config, &overrides, run_dir),
+        Command::Train { config, mut overrides, run_dir, validation } => {
+            if validation {
+                overrides.push("eval.validation=true".into());
+            }
+            train(&config, &overrides, run_dir)
+        }
         Command::Eval { checkpoint, overrides, validation } => {
             eval(&checkpoint, &overrides, validation)
         }
@@ -72,7 +81,8 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     println!("run directory: {}", run.path().display());
     let device = Device::cuda_if_available();
 
-    let trained = ssl_train::train(&cfg, Some(&run)).context("training")?;
+    let mut trained = ssl_train::train(&cfg, Some(&run)).context("training")?;
+    let cfg = trained.config.clone();
     println!(
         "trained {} steps in {:.1} s ({:.0} images/s)",
         trained.losses.len(),
@@ -81,14 +91,22 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     );
 
     let eval_start = Instant::now();
+    let (eval_precision, why) = set_eval_precision(&mut trained.model, &cfg, device);
+    println!("evaluation precision: {why}");
     let data = EvalData::load(&cfg)?;
     let simclr = data.score_network(trained.model.backbone(), &cfg, device);
     let (random, raw) = if cfg.eval.baselines {
-        let (_vs, fresh) = build_model(&cfg, device)?;
+        let (_vs, mut fresh) = build_model(&cfg, device)?;
+        set_eval_precision(&mut fresh, &cfg, device);
         (Some(data.score_network(fresh.backbone(), &cfg, device)), Some(data.score_pixels(&cfg)))
     } else {
         (None, None)
     };
+    let mut eval_row_seconds = vec![("simclr".to_string(), simclr.seconds)];
+    if let (Some(r), Some(p)) = (&random, &raw) {
+        eval_row_seconds.push(("random_init".into(), r.seconds));
+        eval_row_seconds.push(("raw_pixels".into(), p.seconds));
+    }
     let summary = Summary {
         knn_top1: simclr.knn_top1,
         linear_top1: simclr.linear_top1,
@@ -96,10 +114,17 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
         random_init_linear_top1: random.as_ref().map(|s| s.linear_top1),
         raw_pixel_knn_top1: raw.as_ref().map(|s| s.knn_top1),
         raw_pixel_linear_top1: raw.as_ref().map(|s| s.linear_top1),
+        validation: cfg.eval.validation,
+        precision: format!("{:?}: {}", cfg.model.backbone.precision, trained.precision_reason)
+            .to_lowercase(),
+        eval_precision: format!("{eval_precision:?}: {why}").to_lowercase(),
+        budget: trained.budget.clone(),
+        knn_monitor_before: trained.knn_monitor_before,
         train_seconds: trained.seconds,
         images_per_second: trained.images_per_second,
         data_wait_seconds: trained.data_wait_seconds,
         eval_seconds: eval_start.elapsed().as_secs_f64(),
+        eval_row_seconds,
         epochs: trained.epochs.clone(),
         steps: trained.losses.len() as u64,
         linear: simclr.linear.clone(),
@@ -121,12 +146,15 @@ fn eval(checkpoint: &Path, overrides: &[String], validation: bool) -> Result<()>
     let cfg = config::load(&config_path, overrides)
         .with_context(|| format!("loading the run's config {}", config_path.display()))?;
     let device = Device::cuda_if_available();
-    let (mut vs, model) = build_model(&cfg, device)?;
+    let (mut vs, mut model) = build_model(&cfg, device)?;
     vs.load(checkpoint).with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
+    let (_, why) = set_eval_precision(&mut model, &cfg, device);
+    println!("evaluation precision: {why}");
     let mut data = EvalData::load(&cfg)?;
-    if validation {
+    if validation && !cfg.eval.validation {
         data = data.validation(cfg.eval.linear.val_fraction);
     }
+    let validation = validation || cfg.eval.validation;
     let scores = data.score_network(model.backbone(), &cfg, device);
     let (bank, queries) = data.sizes();
     let on = if validation { "held-out training images" } else { "test images" };
@@ -155,6 +183,9 @@ fn print_table(simclr: &Scores, random: Option<&Scores>, raw: Option<&Scores>, s
             sc.seconds
         );
     };
+    if s.validation {
+        println!("(scored on held-out training images, not the test set)");
+    }
     row("SimCLR (ours)", simclr);
     if let Some(r) = random {
         row("random init (floor)", r);

@@ -34,15 +34,25 @@ impl RunDir {
     /// [`TrainError::RunIo`] naming the file that could not be written.
     pub fn create(path: &Path, cfg: &Config) -> Result<Self> {
         std::fs::create_dir_all(path).map_err(io(path))?;
-        let yaml = serde_saphyr::to_string(cfg).map_err(|e| TrainError::ConfigParse {
-            path: path.join(CONFIG),
-            message: e.to_string(),
-        })?;
-        let config = path.join(CONFIG);
-        std::fs::write(&config, yaml).map_err(io(&config))?;
         let metrics_path = path.join("metrics.jsonl");
         let file = File::create(&metrics_path).map_err(io(&metrics_path))?;
-        Ok(Self { path: path.to_path_buf(), metrics: Mutex::new(BufWriter::new(file)) })
+        let run = Self { path: path.to_path_buf(), metrics: Mutex::new(BufWriter::new(file)) };
+        run.write_config(cfg)?;
+        Ok(run)
+    }
+
+    /// (Re)writes `config.yaml`: training calls it again once the precision is resolved and a
+    /// budget has become `train.steps`, so the file replays the run.
+    ///
+    /// # Errors
+    /// [`TrainError::RunIo`] naming the file.
+    pub fn write_config(&self, cfg: &Config) -> Result<()> {
+        let config = self.path.join(CONFIG);
+        let yaml = serde_saphyr::to_string(cfg).map_err(|e| TrainError::ConfigParse {
+            path: config.clone(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&config, yaml).map_err(io(&config))
     }
 
     /// The directory.
@@ -50,14 +60,15 @@ impl RunDir {
         &self.path
     }
 
-    /// Appends one JSON line to `metrics.jsonl`.
+    /// Appends one JSON line to `metrics.jsonl` and flushes it, so the file can be followed
+    /// while the run goes on (one small write per step).
     ///
     /// # Errors
     /// [`TrainError::RunIo`] when the line cannot be written.
     pub fn log_step(&self, metrics: &impl Serialize) -> Result<()> {
         let line = serde_json::to_string(metrics).expect("metrics serialise");
         let mut w = self.metrics.lock().expect("metrics writer");
-        writeln!(w, "{line}").map_err(io(&self.path.join("metrics.jsonl")))
+        writeln!(w, "{line}").and_then(|()| w.flush()).map_err(io(&self.path.join("metrics.jsonl")))
     }
 
     /// Writes the variables to `checkpoint.safetensors` (through a temporary file, so a crash

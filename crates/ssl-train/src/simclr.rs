@@ -44,6 +44,11 @@ impl SimClr {
         &self.backbone
     }
 
+    /// The backbone, to switch its precision for evaluation.
+    pub fn backbone_mut(&mut self) -> &mut ResNet {
+        &mut self.backbone
+    }
+
     /// NT-Xent of the projections of two views.
     pub fn loss(&self, v1: &Tensor, v2: &Tensor) -> Tensor {
         // One forward over both views, so BatchNorm sees the 2N views together as in SimCLR.

@@ -1,20 +1,32 @@
-//! The pre-training loop: views, forward, NT-Xent, LARS step, metrics, kNN monitor.
+//! The pre-training loop: views, forward, NT-Xent, LARS step, metrics, kNN monitor, and the
+//! run's length (epochs, steps, or a wall-clock budget turned into steps).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use ssl_aug::{aug_rng, Aug};
-use ssl_data::{IdxImages, Loader, LoaderConfig, Split};
+use ssl_data::{IdxImages, Loader, LoaderConfig, Split, Subset};
+use ssl_models::{CpuFeatures, Precision};
 use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
-use crate::eval::{extract_features, knn_top1};
+use crate::budget::{steps_within_budget, BudgetInputs};
+use crate::config::Length;
+use crate::monitor::Monitor;
 use crate::optim::Optimizer;
+use crate::progress::{clock, Progress};
 use crate::run_dir::RunDir;
 use crate::schedule::warmup_cosine;
-use crate::{Config, Result, SimClr};
+use crate::{Config, Result, SimClr, TrainError};
+
+/// A budgeted run times its steps from this step on (the first ones create oneDNN's kernels and
+/// the allocator's pools, and are slower).
+const TIMED_FROM: u64 = 3;
+/// A budgeted run needs at least this many warm-up steps to time.
+const MIN_TIMED_STEPS: u64 = 8;
+/// The fraction of a budget kept back for the machine's speed drifting.
+const BUDGET_MARGIN: f64 = 0.03;
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize)]
@@ -27,7 +39,7 @@ pub struct StepMetrics {
     pub loss: f64,
     /// Learning rate of the step.
     pub lr: f64,
-    /// Source images per second since training started.
+    /// Source images per second since the epoch started.
     pub images_per_second: f64,
 }
 
@@ -38,8 +50,23 @@ pub struct EpochMetrics {
     pub epoch: u64,
     /// Mean loss of its steps.
     pub loss: f64,
-    /// kNN top-1 of the monitor subset after the epoch, when the monitor is on.
+    /// kNN top-1 of the monitor's held-out queries after the epoch, when the monitor is on.
     pub knn_monitor: Option<f64>,
+}
+
+/// How a budgeted run fixed its length.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    /// The budget of the training loop, minutes.
+    pub budget_minutes: f64,
+    /// The step before which the length was fixed (the end of the warm-up).
+    pub decided_at_step: u64,
+    /// Measured seconds per step.
+    pub step_seconds: f64,
+    /// Measured seconds of one kNN-monitor pass (0 when off).
+    pub monitor_seconds: f64,
+    /// The steps chosen: `train.steps` of the resolved config.
+    pub steps: u64,
 }
 
 /// A trained encoder and what training measured.
@@ -49,10 +76,18 @@ pub struct Trained {
     pub vs: VarStore,
     /// The model built on them.
     pub model: SimClr,
+    /// The config as run: precision resolved, and a budget replaced by its `train.steps`.
+    pub config: Config,
+    /// Why the backbone computes in the precision it does.
+    pub precision_reason: String,
     /// Loss of every step.
     pub losses: Vec<f64>,
     /// Per-epoch means and monitor scores.
     pub epochs: Vec<EpochMetrics>,
+    /// kNN monitor of the untrained network, when a budgeted run timed the monitor up front.
+    pub knn_monitor_before: Option<f64>,
+    /// How a budget was turned into steps, for budgeted runs.
+    pub budget: Option<BudgetReport>,
     /// Wall time of the training loop (monitor included), seconds.
     pub seconds: f64,
     /// Source images per second over the optimiser steps (data wait included).
@@ -70,22 +105,49 @@ pub fn build_model(cfg: &Config, device: Device) -> Result<(VarStore, SimClr)> {
     Ok((vs, model))
 }
 
+/// Images of the training split held out of pre-training by `cfg.eval.validation` (0 otherwise).
+pub fn held_out(cfg: &Config, train_images: usize) -> usize {
+    if !cfg.eval.validation {
+        return 0;
+    }
+    let held = (train_images as f64 * cfg.eval.linear.val_fraction).round() as usize;
+    held.clamp(1, train_images.saturating_sub(1))
+}
+
 /// Pre-trains SimCLR on the training split of `cfg.data.dir` (CPU, or the first GPU), writing
-/// metrics and checkpoints into `run` when given.
+/// the resolved config, metrics and checkpoints into `run` when given.
+///
+/// The backbone's precision is resolved for this machine first ([`Precision::resolve`]); a
+/// `train.budget_minutes` becomes `train.steps` at the end of the warm-up. Both land in the
+/// returned [`Trained::config`] and in `run`'s `config.yaml`.
 ///
 /// # Errors
-/// Data, model and loss errors, each naming its file or field, and run-directory I/O errors.
+/// Data, model and loss errors, each naming its file or field; a budget too small for the
+/// warm-up; run-directory I/O errors.
 pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
     cfg.validate()?;
     let device = Device::cuda_if_available();
+    let choice = cfg.model.backbone.precision.resolve(device, &CpuFeatures::detect());
+    let mut cfg = cfg.clone();
+    cfg.model.backbone.precision = choice.precision;
+    println!("precision: {}", choice.reason);
+    if let Some(w) = &choice.warning {
+        eprintln!("warning: {w}");
+    }
+    if let Some(run) = run {
+        run.write_config(&cfg)?;
+    }
+
     let train_set = Arc::new(IdxImages::fashion_mnist(&cfg.data.dir, Split::Train)?);
-    let monitor = Monitor::new(cfg, &train_set)?;
-    let (vs, model) = build_model(cfg, device)?;
+    let n = train_set.len();
+    let pretrain = Subset::new(Arc::clone(&train_set), 0..n - held_out(&cfg, n))?;
+    let monitor = Monitor::new(&cfg, &train_set)?;
+    let (vs, model) = build_model(&cfg, device)?;
     let views = cfg.augment.build()?;
     let o = cfg.optim;
     let mut opt = Optimizer::new(&vs, o.kind, o.momentum, o.weight_decay, o.trust_coefficient);
     let loader = Loader::new(
-        Arc::clone(&train_set),
+        Arc::new(pretrain),
         LoaderConfig {
             batch_size: cfg.data.batch_size as usize,
             workers: cfg.data.workers,
@@ -98,40 +160,128 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
 
     let b = cfg.data.batch_size;
     let per_epoch = loader.batches_per_epoch() as u64;
-    let total = (per_epoch * cfg.train.epochs).min(cfg.train.max_steps.unwrap_or(u64::MAX));
     let warmup = (o.warmup_epochs * per_epoch as f64).round() as u64;
-    let schedule_len = per_epoch * cfg.train.epochs;
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps {elapsed_precise}  {msg}  ETA {eta}",
-        )
-        .expect("static template"),
-    );
+    let length = cfg.train.length();
+    let mut total = match length {
+        Length::Epochs(e) => Some(per_epoch * e),
+        Length::Steps(s) => Some(s),
+        Length::Budget(_) => None,
+    };
+    if let Length::Budget(_) = length {
+        if warmup < MIN_TIMED_STEPS {
+            return Err(TrainError::Invalid {
+                field: "optim.warmup_epochs".into(),
+                value: format!("{} ({warmup} steps)", o.warmup_epochs),
+                reason: format!(
+                    "a train.budget_minutes run times its warm-up, which needs ≥ {MIN_TIMED_STEPS} steps"
+                ),
+            });
+        }
+    }
+    let cut = cfg.train.max_steps.unwrap_or(u64::MAX);
+    let mut progress = Progress::new(total.map(|t| t.min(cut)));
     let start = Instant::now();
+    let mut monitor_spent = 0.0; // Seconds of monitor passes so far.
+    let mut monitor_pass = 0.0; // Seconds of the last monitor pass.
+    let mut knn_monitor_before = None;
+    if let (Length::Budget(_), Some(m)) = (length, &monitor) {
+        if warmup < per_epoch {
+            // No epoch ends before the length is fixed: time one pass now.
+            let (acc, secs) = m.score(&model, &cfg, device);
+            progress.println(&format!(
+                "kNN monitor before training: {:.2} % ({secs:.1} s)",
+                acc * 100.0
+            ));
+            (knn_monitor_before, monitor_pass, monitor_spent) = (Some(acc), secs, secs);
+        }
+    }
+    let mut timed_from: Option<(Instant, f64)> = None; // (clock, monitor_spent) at TIMED_FROM.
+    let mut budget = None;
     let (mut step_seconds, mut waited) = (0.0, 0.0);
-    let mut losses = Vec::with_capacity(total as usize);
+    let mut losses = Vec::with_capacity(total.unwrap_or(0).min(cut) as usize);
     let mut epochs = Vec::new();
-    for epoch in 0..cfg.train.epochs {
+    let finished = |losses: &Vec<f64>, total: Option<u64>| {
+        let done = losses.len() as u64;
+        done == cut || Some(done) == total
+    };
+    for epoch in 0.. {
         let first = losses.len();
         let epoch_start = Instant::now();
         let mut batches = loader.epoch(epoch);
         for (i, batch) in (&mut batches).enumerate() {
-            if losses.len() as u64 == total {
+            let step = losses.len() as u64;
+            if let (Length::Budget(seconds), None) = (length, total) {
+                if step == TIMED_FROM {
+                    timed_from = Some((Instant::now(), monitor_spent));
+                }
+                if step == warmup {
+                    let (t0, spent0) = timed_from.expect("warm-up ≥ MIN_TIMED_STEPS > TIMED_FROM");
+                    let timed = t0.elapsed().as_secs_f64() - (monitor_spent - spent0);
+                    let inputs = BudgetInputs {
+                        budget_seconds: seconds,
+                        elapsed_seconds: start.elapsed().as_secs_f64(),
+                        steps_done: step,
+                        step_seconds: timed / (step - TIMED_FROM) as f64,
+                        steps_per_epoch: per_epoch,
+                        monitor_seconds: monitor_pass,
+                        margin: BUDGET_MARGIN,
+                    };
+                    let steps = steps_within_budget(&inputs);
+                    if steps <= warmup {
+                        return Err(TrainError::Invalid {
+                            field: "train.budget_minutes".into(),
+                            value: (seconds / 60.0).to_string(),
+                            reason: format!(
+                                "the warm-up alone ({warmup} steps, {:.0} s) uses the budget on \
+                                 this machine ({:.2} s a step): raise the budget or shorten \
+                                 optim.warmup_epochs",
+                                inputs.elapsed_seconds, inputs.step_seconds
+                            ),
+                        });
+                    }
+                    total = Some(steps);
+                    progress.set_total(steps.min(cut));
+                    cfg.train = crate::config::TrainConfig {
+                        epochs: None,
+                        steps: Some(steps),
+                        budget_minutes: None,
+                        ..cfg.train
+                    };
+                    if let Some(run) = run {
+                        run.write_config(&cfg)?;
+                    }
+                    progress.println(&format!(
+                        "budget {}: {:.3} s a step, {monitor_pass:.1} s a monitor pass → {steps} \
+                         steps ({:.2} epochs), ending in about {}; replay with --set \
+                         train.steps={steps}",
+                        clock(seconds),
+                        inputs.step_seconds,
+                        steps as f64 / per_epoch as f64,
+                        clock(inputs.elapsed_seconds + inputs.seconds_to(steps)),
+                    ));
+                    budget = Some(BudgetReport {
+                        budget_minutes: seconds / 60.0,
+                        decided_at_step: step,
+                        step_seconds: inputs.step_seconds,
+                        monitor_seconds: monitor_pass,
+                        steps,
+                    });
+                }
+            }
+            if finished(&losses, total) {
                 break;
             }
-            let step = losses.len() as u64;
             let x = batch.images.to_device(device).to_kind(Kind::Float) / 255.0; // [B, 1, H, W]
             let v1 = views.forward(&x, &mut aug_rng(cfg.seed, &[epoch, i as u64, 0]));
             let v2 = views.forward(&x, &mut aug_rng(cfg.seed, &[epoch, i as u64, 1]));
             let loss = model.loss(&v1, &v2);
-            let lr = warmup_cosine(step, warmup, schedule_len, o.lr);
+            let lr = warmup_cosine(step, warmup, total.unwrap_or(u64::MAX), o.lr);
             opt.backward_step(&loss, lr);
             let value = loss.double_value(&[]);
             losses.push(value);
             let ips =
                 ((losses.len() - first) as i64 * b) as f64 / epoch_start.elapsed().as_secs_f64();
-            bar.set_message(format!("epoch {epoch} loss {value:.4} {ips:.0} img/s"));
-            bar.inc(1);
+            progress.step(step, epoch, value, ips);
             if let Some(run) = run {
                 run.log_step(&StepMetrics {
                     step,
@@ -150,57 +300,44 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
         step_seconds += epoch_start.elapsed().as_secs_f64();
         let done = &losses[first..];
         let loss = done.iter().sum::<f64>() / done.len().max(1) as f64;
-        let knn_monitor = monitor.as_ref().map(|m| m.score(&model, cfg, device));
-        if let Some(acc) = knn_monitor {
-            bar.suspend(|| {
-                println!("epoch {epoch}: loss {loss:.4}, kNN monitor {:.2} %", acc * 100.0)
-            });
-        }
+        let knn_monitor = monitor.as_ref().map(|m| {
+            let (acc, secs) = m.score(&model, &cfg, device);
+            (monitor_pass, monitor_spent) = (secs, monitor_spent + secs);
+            progress.println(&format!(
+                "epoch {epoch}: loss {loss:.4}, kNN monitor {:.2} % ({secs:.1} s)",
+                acc * 100.0
+            ));
+            acc
+        });
         epochs.push(EpochMetrics { epoch, loss, knn_monitor });
-        if losses.len() as u64 == total {
+        if finished(&losses, total) {
             break;
         }
     }
-    bar.finish_and_clear();
+    progress.finish();
     let seconds = start.elapsed().as_secs_f64();
     if let Some(run) = run {
         run.save_checkpoint(&vs)?;
     }
     let images_per_second = (losses.len() as f64 * b as f64) / step_seconds.max(1e-9);
-    Ok(Trained { vs, model, losses, epochs, seconds, images_per_second, data_wait_seconds: waited })
+    Ok(Trained {
+        vs,
+        model,
+        config: cfg,
+        precision_reason: choice.reason,
+        losses,
+        epochs,
+        knn_monitor_before,
+        budget,
+        seconds,
+        images_per_second,
+        data_wait_seconds: waited,
+    })
 }
 
-/// The kNN monitor: a fixed subset of training images as memory, a fixed subset of test
-/// images as queries.
-struct Monitor {
-    bank: Tensor,
-    bank_labels: Tensor,
-    queries: Tensor,
-    query_labels: Tensor,
-}
-
-impl Monitor {
-    fn new(cfg: &Config, train_set: &IdxImages) -> Result<Option<Self>> {
-        let e = &cfg.eval;
-        if e.monitor_bank == 0 || e.monitor_queries == 0 {
-            return Ok(None);
-        }
-        let test_set = IdxImages::fashion_mnist(&cfg.data.dir, Split::Test)?;
-        let take = |set: &IdxImages, n: i64| {
-            let n = n.min(set.len() as i64);
-            let labels = set.labels_tensor().expect("fashion_mnist always reads the label file");
-            (set.to_tensor().narrow(0, 0, n), labels.narrow(0, 0, n))
-        };
-        let (bank, bank_labels) = take(train_set, e.monitor_bank);
-        let (queries, query_labels) = take(&test_set, e.monitor_queries);
-        Ok(Some(Self { bank, bank_labels, queries, query_labels }))
-    }
-
-    fn score(&self, model: &SimClr, cfg: &Config, device: Device) -> f64 {
-        let backbone = model.backbone();
-        let resize = cfg.eval.resize_op();
-        let bank = extract_features(backbone, &self.bank, 1024, resize.as_ref(), device);
-        let queries = extract_features(backbone, &self.queries, 1024, resize.as_ref(), device);
-        knn_top1(&bank, &self.bank_labels, &queries, &self.query_labels, 10, cfg.eval.knn)
-    }
+/// Sets `cfg.eval.precision` on `model`'s backbone for this machine and says why.
+pub fn set_eval_precision(model: &mut SimClr, cfg: &Config, device: Device) -> (Precision, String) {
+    let choice = cfg.eval.precision.resolve(device, &CpuFeatures::detect());
+    model.backbone_mut().set_precision(choice.precision);
+    (choice.precision, choice.reason)
 }

@@ -1,0 +1,67 @@
+//! The kNN monitor run after every epoch: the first training images as memory, the last ones
+//! (held out of the memory) as queries. The test set is never read during training.
+
+use std::time::Instant;
+
+use ssl_data::IdxImages;
+use tch::{Device, Tensor};
+
+use crate::eval::{extract_features, knn_top1};
+use crate::{Config, Result, SimClr, TrainError};
+
+/// Fashion-MNIST's classes.
+const CLASSES: i64 = 10;
+
+/// A fixed memory bank and fixed queries, both training images with their labels.
+#[derive(Debug)]
+pub(crate) struct Monitor {
+    bank: Tensor,
+    bank_labels: Tensor,
+    queries: Tensor,
+    query_labels: Tensor,
+}
+
+impl Monitor {
+    /// The monitor of `cfg.eval`, or `None` when it is off.
+    ///
+    /// # Errors
+    /// [`TrainError::Invalid`] when the bank and the queries would overlap.
+    pub(crate) fn new(cfg: &Config, train_set: &IdxImages) -> Result<Option<Self>> {
+        let e = &cfg.eval;
+        if e.monitor_bank == 0 || e.monitor_queries == 0 {
+            return Ok(None);
+        }
+        let n = train_set.len() as i64;
+        if e.monitor_bank + e.monitor_queries > n {
+            return Err(TrainError::Invalid {
+                field: "eval.monitor_bank".into(),
+                value: format!("{} (+ monitor_queries {})", e.monitor_bank, e.monitor_queries),
+                reason: format!(
+                    "bank and queries must not overlap: together ≤ {n} training images"
+                ),
+            });
+        }
+        let images = train_set.to_tensor(); // [n, 1, H, W]
+        let labels = train_set.labels_tensor().expect("fashion_mnist always reads the label file");
+        let q = e.monitor_queries;
+        Ok(Some(Self {
+            bank: images.narrow(0, 0, e.monitor_bank),
+            bank_labels: labels.narrow(0, 0, e.monitor_bank),
+            queries: images.narrow(0, n - q, q), // [q, 1, H, W]
+            query_labels: labels.narrow(0, n - q, q),
+        }))
+    }
+
+    /// kNN top-1 of the queries against the bank through `model`'s backbone, and the seconds
+    /// it took.
+    pub(crate) fn score(&self, model: &SimClr, cfg: &Config, device: Device) -> (f64, f64) {
+        let start = Instant::now();
+        let backbone = model.backbone();
+        let resize = cfg.eval.resize_op();
+        let bank = extract_features(backbone, &self.bank, 1024, resize.as_ref(), device);
+        let queries = extract_features(backbone, &self.queries, 1024, resize.as_ref(), device);
+        let acc =
+            knn_top1(&bank, &self.bank_labels, &queries, &self.query_labels, CLASSES, cfg.eval.knn);
+        (acc, start.elapsed().as_secs_f64())
+    }
+}
