@@ -46,7 +46,7 @@ pub struct Summary {
     /// Whether the scores are on held-out training images (`eval.validation`) instead of the
     /// test set.
     pub validation: bool,
-    /// The training precision as run (`f32` or `bf16`) and why.
+    /// The training precision as run (`f32` or `bf16`) and why, e.g. `auto: f32, since …`.
     pub precision: String,
     /// The evaluation precision as run and why.
     pub eval_precision: String,

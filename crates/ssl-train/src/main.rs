@@ -91,7 +91,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     );
 
     let eval_start = Instant::now();
-    let (eval_precision, why) = set_eval_precision(&mut trained.model, &cfg, device);
+    let (_, why) = set_eval_precision(&mut trained.model, &cfg, device);
     println!("evaluation precision: {why}");
     let data = EvalData::load(&cfg)?;
     let simclr = data.score_network(trained.model.backbone(), &cfg, device);
@@ -115,9 +115,8 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
         raw_pixel_knn_top1: raw.as_ref().map(|s| s.knn_top1),
         raw_pixel_linear_top1: raw.as_ref().map(|s| s.linear_top1),
         validation: cfg.eval.validation,
-        precision: format!("{:?}: {}", cfg.model.backbone.precision, trained.precision_reason)
-            .to_lowercase(),
-        eval_precision: format!("{eval_precision:?}: {why}").to_lowercase(),
+        precision: trained.precision_reason.clone(),
+        eval_precision: why.clone(),
         budget: trained.budget.clone(),
         knn_monitor_before: trained.knn_monitor_before,
         train_seconds: trained.seconds,
