@@ -4,7 +4,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
 use crate::init::{batch_norm2d, conv, Conv};
-use crate::{CpuFeatures, ModelError, Precision, Result};
+use crate::{CpuFeatures, ModelError, Precision, PrecisionChoice, Result};
 
 /// The first layers of the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +182,6 @@ pub struct ResNet {
     stages: Vec<Vec<Residual>>,
     feature_dim: i64,
     channels_last: bool,
-    device: tch::Device,
     /// [`Precision::F32`] or [`Precision::Bf16`]: `Auto` is resolved when it is set.
     precision: Precision,
 }
@@ -221,7 +220,6 @@ impl ResNet {
         // stage 2 when width < 8; `benches/reference/nhwc_small_conv_crash.py` reproduces it in
         // plain PyTorch), so such narrow networks keep NCHW.
         let channels_last = cfg.channels_last && cfg.width >= MIN_NHWC_WIDTH;
-        let device = p.device();
         let mut net = Self {
             conv1,
             bn1,
@@ -229,7 +227,6 @@ impl ResNet {
             stages,
             feature_dim: c_in,
             channels_last,
-            device,
             precision: Precision::F32,
         };
         net.set_precision(cfg.precision);
@@ -237,17 +234,13 @@ impl ResNet {
     }
 
     /// Switches the number format of the activations (the weights stay f32), resolving
-    /// [`Precision::Auto`] for this machine and the variables' device; returns the format
-    /// chosen. Evaluation uses it to follow the hardware whatever the training run chose.
-    pub fn set_precision(&mut self, precision: Precision) -> Precision {
-        self.precision = precision.resolve(self.device, &CpuFeatures::detect()).precision;
-        self.precision
-    }
-
-    /// The number format the activations are computed in: [`Precision::F32`] or
-    /// [`Precision::Bf16`].
-    pub fn precision(&self) -> Precision {
-        self.precision
+    /// [`Precision::Auto`] for this machine and the variables' device; returns the choice and
+    /// its reason. Evaluation uses it to follow the hardware whatever the training run chose.
+    pub fn set_precision(&mut self, precision: Precision) -> PrecisionChoice {
+        let device = self.bn1.running_mean.device();
+        let choice = precision.resolve(device, &CpuFeatures::detect());
+        self.precision = choice.precision;
+        choice
     }
 
     /// The length of the feature vector [`ModuleT::forward_t`] returns.

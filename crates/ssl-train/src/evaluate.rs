@@ -10,10 +10,22 @@ use tch::{Device, Tensor};
 use crate::eval::{
     extract_features, knn_top1, linear_probe, pixels_as_features, LinearProbeReport,
 };
-use crate::{Config, Result};
+use crate::{Config, Result, SimClr};
 
 /// Fashion-MNIST's classes.
-const CLASSES: i64 = 10;
+pub(crate) const CLASSES: i64 = 10;
+
+/// How many of `n` images the held-out tail of `fraction` holds: `round(n · fraction)`, at
+/// least 1 and at most `n − 1`.
+pub(crate) fn held_out_len(n: i64, fraction: f64) -> i64 {
+    ((n as f64 * fraction).round() as i64).clamp(1, n - 1)
+}
+
+/// Sets `cfg.eval.precision` on `model`'s backbone, resolved for this machine by the training
+/// rule ([`ssl_models::Precision::resolve`]), and says why.
+pub fn set_eval_precision(model: &mut SimClr, cfg: &Config) -> String {
+    model.backbone_mut().set_precision(cfg.eval.precision).reason
+}
 
 /// The scores of one representation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,7 +130,7 @@ impl EvalData {
     pub fn validation(self, fraction: f64) -> Self {
         assert!(0.0 < fraction && fraction < 1.0, "validation: fraction {fraction} not in (0, 1)");
         let n = self.train_images.size()[0];
-        let held = ((n as f64 * fraction).round() as i64).clamp(1, n - 1);
+        let held = held_out_len(n, fraction);
         let keep = n - held;
         Self {
             train_images: self.train_images.narrow(0, 0, keep), // [n − held, C, H, W]

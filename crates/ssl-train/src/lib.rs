@@ -27,13 +27,10 @@ mod trainer;
 pub use budget::{steps_within_budget, BudgetInputs};
 pub use config::Config;
 pub use error::{Result, TrainError};
-pub use evaluate::{Scores, Summary};
+pub use evaluate::{set_eval_precision, Scores, Summary};
 pub use optim::{OptimKind, Optimizer};
 pub use plot::plot_curves;
 pub use run_dir::RunDir;
 pub use schedule::warmup_cosine;
 pub use simclr::SimClr;
-pub use trainer::{
-    build_model, held_out, set_eval_precision, train, BudgetReport, EpochMetrics, StepMetrics,
-    Trained,
-};
+pub use trainer::{build_model, held_out, train, BudgetReport, EpochMetrics, StepMetrics, Trained};

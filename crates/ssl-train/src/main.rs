@@ -91,13 +91,13 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     );
 
     let eval_start = Instant::now();
-    let (_, why) = set_eval_precision(&mut trained.model, &cfg, device);
+    let why = set_eval_precision(&mut trained.model, &cfg);
     println!("evaluation precision: {why}");
     let data = EvalData::load(&cfg)?;
     let simclr = data.score_network(trained.model.backbone(), &cfg, device);
     let (random, raw) = if cfg.eval.baselines {
         let (_vs, mut fresh) = build_model(&cfg, device)?;
-        set_eval_precision(&mut fresh, &cfg, device);
+        set_eval_precision(&mut fresh, &cfg);
         (Some(data.score_network(fresh.backbone(), &cfg, device)), Some(data.score_pixels(&cfg)))
     } else {
         (None, None)
@@ -116,7 +116,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
         raw_pixel_linear_top1: raw.as_ref().map(|s| s.linear_top1),
         validation: cfg.eval.validation,
         precision: trained.precision_reason.clone(),
-        eval_precision: why.clone(),
+        eval_precision: why,
         budget: trained.budget.clone(),
         knn_monitor_before: trained.knn_monitor_before,
         train_seconds: trained.seconds,
@@ -147,7 +147,7 @@ fn eval(checkpoint: &Path, overrides: &[String], validation: bool) -> Result<()>
     let device = Device::cuda_if_available();
     let (mut vs, mut model) = build_model(&cfg, device)?;
     vs.load(checkpoint).with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
-    let (_, why) = set_eval_precision(&mut model, &cfg, device);
+    let why = set_eval_precision(&mut model, &cfg);
     println!("evaluation precision: {why}");
     let mut data = EvalData::load(&cfg)?;
     if validation && !cfg.eval.validation {

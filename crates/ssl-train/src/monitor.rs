@@ -7,10 +7,8 @@ use ssl_data::IdxImages;
 use tch::{Device, Tensor};
 
 use crate::eval::{extract_features, knn_top1};
+use crate::evaluate::CLASSES;
 use crate::{Config, Result, SimClr, TrainError};
-
-/// Fashion-MNIST's classes.
-const CLASSES: i64 = 10;
 
 /// A fixed memory bank and fixed queries, both training images with their labels.
 #[derive(Debug)]

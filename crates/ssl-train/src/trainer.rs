@@ -7,12 +7,13 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use ssl_aug::{aug_rng, Aug};
 use ssl_data::{IdxImages, Loader, LoaderConfig, Split, Subset};
-use ssl_models::{CpuFeatures, Precision};
+use ssl_models::CpuFeatures;
 use tch::nn::VarStore;
 use tch::{Device, Kind};
 
 use crate::budget::{steps_within_budget, BudgetInputs};
 use crate::config::Length;
+use crate::evaluate::held_out_len;
 use crate::monitor::Monitor;
 use crate::optim::Optimizer;
 use crate::progress::{clock, Progress};
@@ -108,19 +109,20 @@ pub fn build_model(cfg: &Config, device: Device) -> Result<(VarStore, SimClr)> {
     Ok((vs, model))
 }
 
-/// Images of the training split held out of pre-training by `cfg.eval.validation` (0 otherwise).
+/// Images of the training split held out of pre-training by `cfg.eval.validation` (0
+/// otherwise): the tail that [`EvalData::validation`](crate::evaluate::EvalData::validation)
+/// scores on.
 pub fn held_out(cfg: &Config, train_images: usize) -> usize {
     if !cfg.eval.validation {
         return 0;
     }
-    let held = (train_images as f64 * cfg.eval.linear.val_fraction).round() as usize;
-    held.clamp(1, train_images.saturating_sub(1))
+    held_out_len(train_images as i64, cfg.eval.linear.val_fraction) as usize
 }
 
 /// Pre-trains SimCLR on the training split of `cfg.data.dir` (CPU, or the first GPU), writing
 /// the resolved config, metrics and checkpoints into `run` when given.
 ///
-/// The backbone's precision is resolved for this machine first ([`Precision::resolve`]); a
+/// The backbone's precision is resolved for this machine first ([`ssl_models::Precision::resolve`]); a
 /// `train.budget_minutes` becomes `train.steps` at the end of the warm-up. Both land in the
 /// returned [`Trained::config`] and in `run`'s `config.yaml`.
 ///
@@ -336,11 +338,4 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
         images_per_second,
         data_wait_seconds: waited,
     })
-}
-
-/// Sets `cfg.eval.precision` on `model`'s backbone for this machine and says why.
-pub fn set_eval_precision(model: &mut SimClr, cfg: &Config, device: Device) -> (Precision, String) {
-    let choice = cfg.eval.precision.resolve(device, &CpuFeatures::detect());
-    model.backbone_mut().set_precision(choice.precision);
-    (choice.precision, choice.reason)
 }
