@@ -3,6 +3,7 @@
 use tch::nn;
 use tch::{Kind, Reduction, Tensor};
 
+use crate::logit_scale::LogitScale;
 use crate::ops::{check_views, unit_pair};
 use crate::{LossError, PairLoss, Result};
 
@@ -32,14 +33,19 @@ impl Default for ClipLossConfig {
 /// Supervision", ICML 2021, <https://arxiv.org/abs/2103.00020>, Figure 3 and Sec. 2.5.
 ///
 /// ```text
-/// x̂ = x/‖x‖, ŷ = y/‖y‖,  s = exp(min(t, ln s_max)),  t learnt, t₀ = ln(1/τ₀)
+/// x̂ = x/‖x‖, ŷ = y/‖y‖,  s = exp(t),  t learnt, t₀ = ln(1/τ₀),  t ← min(t, ln s_max) after
+///                                                                    every optimiser step
 /// Lᵢⱼ = s · x̂ᵢ·ŷⱼ                                          [N, N]
 /// L   = ½ ( CE(L, arange N) + CE(Lᵀ, arange N) )          image→text and text→image
 /// ```
 ///
 /// The log-scale is the variable `logit_scale` under the given path (OpenCLIP's name), so it
-/// trains with the encoders; above ln s_max the scale is clamped and gets no gradient, as
-/// CLIP's clipping of the parameter does. f16 / bf16 inputs are upcast to f32.
+/// trains with the encoders. As in CLIP and OpenCLIP, the variable itself is clipped at
+/// ln s_max after each optimiser step: call [`PairLoss::after_step`] there. Between steps the
+/// forward caps the value by a straight-through clamp (s = s_max above the cap, with
+/// ∂s/∂t = s_max), so the gradient never dies: a hard clamp in the forward would leave a
+/// variable that momentum carried past the cap with zero gradient for good. f16 / bf16 inputs
+/// are upcast to f32.
 ///
 /// # Shapes
 /// `x` (images), `y` (texts): `[N, D]`, row `i` of each a matching pair → 0-dim mean.
@@ -60,8 +66,7 @@ impl Default for ClipLossConfig {
 /// ```
 #[derive(Debug)]
 pub struct ClipLoss {
-    log_scale: Tensor,
-    max_log_scale: f64,
+    log_scale: LogitScale,
 }
 
 impl ClipLoss {
@@ -94,12 +99,12 @@ impl ClipLoss {
             let _ = t.fill_(init);
             t
         };
-        Ok(Self { log_scale, max_log_scale: cfg.max_logit_scale.ln() })
+        Ok(Self { log_scale: LogitScale::new(log_scale, cfg.max_logit_scale) })
     }
 
-    /// The logit scale s = 1/τ the next forward uses (after the clamp).
+    /// The logit scale s = 1/τ the next forward uses (capped at s_max).
     pub fn logit_scale(&self) -> f64 {
-        self.log_scale.double_value(&[]).min(self.max_log_scale).exp()
+        self.log_scale.value()
     }
 }
 
@@ -110,12 +115,17 @@ impl PairLoss for ClipLoss {
         // The 0-dim scale multiplies x before the product: one [N, D] multiply, not an [N, N]
         // one (and its backward).
         let (x, y) = unit_pair(x, y); // [N, D] each
-        let scale = self.log_scale.clamp_max(self.max_log_scale).exp().to_kind(x.kind());
+        let scale = self.log_scale.scale().to_kind(x.kind());
         let logits = (&x * scale).matmul(&y.tr()); // [N, N]
         let targets = Tensor::arange(n, (Kind::Int64, x.device())); // [N]
         let ce =
             |l: &Tensor| l.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, -100, 0.0);
         Ok((ce(&logits) + ce(&logits.tr())) * 0.5)
+    }
+
+    /// Clips `logit_scale` to ln s_max (CLIP's step after each optimiser update).
+    fn after_step(&self) {
+        self.log_scale.clamp_();
     }
 }
 
@@ -159,6 +169,31 @@ mod tests {
         let x = Tensor::from_slice(&v).view([2, 2]);
         let l = loss.forward(&x, &x).double_value(&[]);
         assert!((l - (1.0 + (-1f64).exp()).ln()).abs() < 1e-4, "{l}");
+    }
+
+    #[test]
+    fn a_scale_past_the_cap_keeps_its_gradient_and_comes_back() {
+        // x = (e₁, e₂), y = (e₂, e₁): each matching pair at cosine 0, the other at 1, so both
+        // directions give ln(1 + e^s), falling with s, and ∂L/∂t = s e^s / (1 + e^s).
+        let vs = nn::VarStore::new(Device::Cpu);
+        let loss = clip(&vs, 0.07);
+        let mut t = vs.variables()["logit_scale"].shallow_clone();
+        let _ = tch::no_grad(|| t.fill_(1000f64.ln())); // momentum carried t past ln 100
+        let x = Tensor::eye(2, (Kind::Float, Device::Cpu));
+        let y = x.flip([0]);
+        let sgd = |t: &mut Tensor| {
+            let l = loss.forward(&x, &y);
+            let g = Tensor::run_backward(&[&l], &[&*t], false, false).remove(0);
+            tch::no_grad(|| *t -= &g * 0.01);
+            loss.after_step();
+            g.double_value(&[])
+        };
+        let g = sgd(&mut t);
+        assert!((g - 100.0).abs() < 1e-3, "∂L/∂t = {g}, want 100 (a hard clamp gives 0)");
+        assert!((t.double_value(&[]) - 100f64.ln()).abs() < 1e-6, "clipped after the step");
+        let _ = sgd(&mut t);
+        let want = (100f64.ln() - 1.0).exp();
+        assert!((loss.logit_scale() - want).abs() < 1e-3, "{} vs {want}", loss.logit_scale());
     }
 
     #[test]

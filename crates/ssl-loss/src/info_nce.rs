@@ -67,7 +67,8 @@ impl InfoNceConfig {
 /// `q`, `k`: `[N, D]` (row `i` of each from sample `i`), `negatives`: `[K, D]` → 0-dim mean.
 ///
 /// # Panics
-/// When `q` and `k` are not both `[N, D]` with N ≥ 1, or `negatives` is not `[K, D]`.
+/// When `q` and `k` are not both `[N, D]` with N ≥ 1, or `negatives` is not `[K, D]` with
+/// K ≥ 1.
 ///
 /// # Example
 /// ```
@@ -103,7 +104,7 @@ impl InfoNce {
     ///
     /// # Errors
     /// [`crate::LossError::Shape`] when `q` and `k` are not both `[N, D]` with N ≥ 1, or
-    /// `negatives` is not `[K, D]`.
+    /// `negatives` is not `[K, D]` with K ≥ 1.
     pub fn f_forward_with_negatives(
         &self,
         q: &Tensor,
@@ -114,6 +115,10 @@ impl InfoNce {
         let (sq, sn) = (q.size(), negatives.size());
         ensure(sn.len() == 2 && sn[1] == sq[1], "InfoNce", || {
             format!("negatives {sn:?} must be [K, D] with the D of q {sq:?}")
+        })?;
+        // With no candidate but the key, the softmax is 1 and the loss exactly 0: no signal.
+        ensure(sn[0] >= 1, "InfoNce", || {
+            format!("negatives {sn:?} must hold K ≥ 1 rows (an empty queue gives a loss of 0)")
         })?;
         Ok(queue_tiles::info_nce(q, k, negatives, self.temperature, &self.workspace))
     }
@@ -178,6 +183,14 @@ mod tests {
         let queue = Tensor::zeros([5], (Kind::Float, Device::Cpu));
         let err = info_nce(0.2).f_forward_with_negatives(&q, &q, &queue).unwrap_err();
         assert!(err.to_string().contains("negatives [5] must be [K, D]"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_queue_is_an_error_not_a_loss_of_zero() {
+        let q = Tensor::eye(2, (Kind::Float, Device::Cpu));
+        let empty = Tensor::zeros([0, 2], (Kind::Float, Device::Cpu));
+        let err = info_nce(0.2).f_forward_with_negatives(&q, &q, &empty).unwrap_err();
+        assert!(err.to_string().contains("negatives [0, 2] must hold K ≥ 1"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,10 @@
 /// The bound can never exceed ln(K + 1), however good the encoder: it is a logging aid, not an
 /// estimate of the true mutual information.
 ///
+/// K is the number of negatives each anchor was actually contrasted with in the step that gave
+/// L (for a MoCo queue, the rows passed as negatives that step, not a capacity configured
+/// elsewhere): a larger K than was used overstates the bound by ln((K + 1)/(K_used + 1)).
+///
 /// # Example
 /// ```
 /// // A loss at chance level, ln(K + 1), certifies nothing.

@@ -17,22 +17,51 @@ pub enum CosineForm {
     NormalizedMse,
 }
 
-/// Settings of [`NegativeCosine`].
+/// How [`NegativeCosine::forward_symmetric`] combines the two directions: the papers differ by
+/// a factor 2 in both the loss and its gradient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum Symmetrization {
+    /// SimSiam (Chen & He 2021, Eq. 2): L = ½ D(p₁, z₂) + ½ D(p₂, z₁).
+    #[default]
+    Mean,
+    /// BYOL (Grill et al. 2020, Eq. 2 and Sec. 3.1): L^BYOL = L + L̃ = D(p₁, z₂) + D(p₂, z₁),
+    /// "we symmetrize the loss … by separately feeding v′ to the online network and v to the
+    /// target network to compute L̃".
+    Sum,
+}
+
+/// Settings of [`NegativeCosine`]. The presets [`NegativeCosineConfig::simsiam`] and
+/// [`NegativeCosineConfig::byol`] carry each paper's form; the default is SimSiam's.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
 pub struct NegativeCosineConfig {
     /// The reported form; both have the same gradient up to the factor 2.
     pub form: CosineForm,
+    /// How the symmetric loss combines its two directions (mean or sum).
+    pub symmetrization: Symmetrization,
 }
 
 impl NegativeCosineConfig {
+    /// SimSiam (Chen & He 2021, Eq. 1–2): D = −cos, symmetrised as the mean ½(L + L̃).
+    pub fn simsiam() -> Self {
+        Self { form: CosineForm::NegativeCosine, symmetrization: Symmetrization::Mean }
+    }
+
+    /// BYOL (Grill et al. 2020, Eq. 2): D = ‖p̂ − ẑ‖² = 2 − 2 cos, symmetrised as the sum
+    /// L + L̃.
+    pub fn byol() -> Self {
+        Self { form: CosineForm::NormalizedMse, symmetrization: Symmetrization::Sum }
+    }
+
     /// Builds the loss (every config is valid; `Result` for the uniform `build` API).
     ///
     /// # Errors
     /// None today.
     pub fn build(self) -> Result<NegativeCosine> {
-        Ok(NegativeCosine { form: self.form })
+        Ok(NegativeCosine { form: self.form, symmetrization: self.symmetrization })
     }
 }
 
@@ -45,7 +74,8 @@ impl NegativeCosineConfig {
 /// ```text
 /// D(p, z) = −(p/‖p‖₂)·(z/‖z‖₂)                        (NegativeCosine)
 /// D(p, z) = ‖p/‖p‖₂ − z/‖z‖₂‖² = 2 + 2·(−cos(p, z))   (NormalizedMse)
-/// L = ½ D(p₁, stopgrad(z₂)) + ½ D(p₂, stopgrad(z₁))     (symmetric)
+/// L = ½ D(p₁, stopgrad(z₂)) + ½ D(p₂, stopgrad(z₁))     (symmetric, Mean: SimSiam Eq. 2)
+/// L = D(p₁, stopgrad(z₂)) + D(p₂, stopgrad(z₁))         (symmetric, Sum: BYOL's L + L̃)
 /// ```
 ///
 /// The stop-gradient is the caller's: pass `z.detach()` (SimSiam) or the momentum encoder's
@@ -70,10 +100,13 @@ impl NegativeCosineConfig {
 #[derive(Debug, Clone, Copy)]
 pub struct NegativeCosine {
     form: CosineForm,
+    symmetrization: Symmetrization,
 }
 
 impl NegativeCosine {
-    /// ½ D(p₁, z₂) + ½ D(p₂, z₁): each view's prediction against the other view's target.
+    /// Each view's prediction against the other view's target: ½ D(p₁, z₂) + ½ D(p₂, z₁) with
+    /// [`Symmetrization::Mean`] (SimSiam), D(p₁, z₂) + D(p₂, z₁) with [`Symmetrization::Sum`]
+    /// (BYOL).
     ///
     /// # Panics
     /// When the four inputs are not all `[N, D]` of one shape.
@@ -94,7 +127,11 @@ impl NegativeCosine {
     ) -> Result<Tensor> {
         check_views("NegativeCosine", p1, p2, 1)?;
         check_views("NegativeCosine", z1, z2, 1)?;
-        Ok((self.f_forward(p1, z2)? + self.f_forward(p2, z1)?) * 0.5)
+        let both = self.f_forward(p1, z2)? + self.f_forward(p2, z1)?;
+        Ok(match self.symmetrization {
+            Symmetrization::Mean => both * 0.5,
+            Symmetrization::Sum => both,
+        })
     }
 }
 
@@ -118,7 +155,7 @@ mod tests {
     use tch::{Device, Kind};
 
     fn loss(form: CosineForm) -> NegativeCosine {
-        NegativeCosineConfig { form }.build().unwrap()
+        NegativeCosineConfig { form, ..Default::default() }.build().unwrap()
     }
 
     #[test]
@@ -155,6 +192,22 @@ mod tests {
                                                              // with its own view's target instead would give ½ D(x, y) + ½ D(y, x) = 0.
         let l = loss(CosineForm::NegativeCosine).forward_symmetric(&x, &y, &y, &x);
         assert!((l.double_value(&[]) + 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn simsiam_averages_the_two_directions_and_byol_adds_them() {
+        // p₁ = (1, 0), z₂ = (1, 1): cos = 1/√2. p₂ = (0, 1), z₁ = (0, −1): cos = −1.
+        let t = |v: [f64; 2]| Tensor::from_slice(&v).view([1, 2]);
+        let (p1, z2, p2, z1) = (t([1.0, 0.0]), t([1.0, 1.0]), t([0.0, 1.0]), t([0.0, -1.0]));
+        let c = std::f64::consts::FRAC_1_SQRT_2;
+        // SimSiam: ½(−1/√2) + ½(1).
+        let simsiam = NegativeCosineConfig::simsiam().build().unwrap();
+        let got = simsiam.forward_symmetric(&p1, &z1, &p2, &z2).double_value(&[]);
+        assert!((got - 0.5 * (1.0 - c)).abs() < 1e-12, "{got}");
+        // BYOL: (2 − 2/√2) + (2 + 2) = L + L̃, twice the mean of the two directions.
+        let byol = NegativeCosineConfig::byol().build().unwrap();
+        let got = byol.forward_symmetric(&p1, &z1, &p2, &z2).double_value(&[]);
+        assert!((got - (6.0 - 2.0 * c)).abs() < 1e-12, "{got}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use tch::{nn, Tensor};
 
+use crate::logit_scale::LogitScale;
 use crate::ops::check_views;
 use crate::symmetric_tiles::{self, check_shift_temperature, Tiles};
 use crate::workspace::Workspace;
@@ -24,7 +25,8 @@ pub struct NtXentConfig {
     /// The default 0.5 is SimCLR's best value on CIFAR-10 (Chen et al. 2020, Appendix B.9).
     pub temperature: f64,
     /// Whether τ is learnt, as the log-scale `logit_scale` = ln(1/τ) under the path given to
-    /// [`NtXentConfig::build_in`], clamped at 1/τ ≤ 100 as CLIP does (default false).
+    /// [`NtXentConfig::build_in`], capped at 1/τ ≤ 100 as CLIP does (default false; call
+    /// [`PairLoss::after_step`] after each optimiser step).
     pub learnable_temperature: bool,
 }
 
@@ -77,7 +79,8 @@ impl NtXentConfig {
                 reason: "a learnt temperature starts at ≥ 0.01 (its scale 1/τ is clamped at 100)",
             });
         }
-        let log_scale = p.var("logit_scale", &[], nn::Init::Const((1.0 / self.temperature).ln()));
+        let var = p.var("logit_scale", &[], nn::Init::Const((1.0 / self.temperature).ln()));
+        let log_scale = LogitScale::new(var, MAX_LOGIT_SCALE);
         Ok(NtXent {
             temperature: self.temperature,
             log_scale: Some(log_scale),
@@ -110,7 +113,11 @@ impl NtXentConfig {
 /// computed in f64 (e^{−2/τ} would underflow f32).
 ///
 /// With a learnt temperature (`learnable_temperature`), ∂L/∂(1/τ) = (τ/2) Σᵢ zᵢ·(∂L/∂zᵢ)
-/// (L depends on the unit z only through zᵢ·zₖ/τ) is attached to the variable the same way.
+/// (L depends on the unit z only through zᵢ·zₖ/τ) is attached to the variable the same way,
+/// also when the views do not require a gradient (calibrating τ on a frozen encoder). As in
+/// CLIP, the variable is clipped at 1/τ ≤ 100 after each optimiser step
+/// ([`PairLoss::after_step`]); between steps the forward caps τ by a straight-through clamp, so
+/// the variable keeps a gradient above the cap.
 ///
 /// # Shapes
 /// `z1`, `z2`: `[N, D]`, row `i` of each being the two views of sample `i` → 0-dim mean.
@@ -129,7 +136,7 @@ impl NtXentConfig {
 #[derive(Debug)]
 pub struct NtXent {
     temperature: f64,
-    log_scale: Option<Tensor>,
+    log_scale: Option<LogitScale>,
     workspace: Workspace,
 }
 
@@ -138,7 +145,7 @@ impl Clone for NtXent {
     fn clone(&self) -> Self {
         Self {
             temperature: self.temperature,
-            log_scale: self.log_scale.as_ref().map(Tensor::shallow_clone),
+            log_scale: self.log_scale.as_ref().map(LogitScale::shallow_clone),
             workspace: Workspace::default(),
         }
     }
@@ -148,7 +155,7 @@ impl NtXent {
     /// τ, the temperature the next forward uses (a learnt one read from its variable).
     pub fn temperature(&self) -> f64 {
         match &self.log_scale {
-            Some(t) => 1.0 / t.double_value(&[]).min(MAX_LOGIT_SCALE.ln()).exp(),
+            Some(t) => 1.0 / t.value(),
             None => self.temperature,
         }
     }
@@ -163,14 +170,22 @@ impl PairLoss for NtXent {
             (Tiles::Kept, KEPT_TILE)
         };
         let tau = self.temperature();
+        let ws = &self.workspace;
         let Some(log_scale) = &self.log_scale else {
-            return Ok(symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, &self.workspace).0);
+            return Ok(symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, ws, false).0);
         };
-        let (loss, z_dot_g) = symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, &self.workspace);
-        // β = 1/τ, clamped (no gradient above the clamp, as CLIP's clipping of the variable).
-        let beta = log_scale.clamp_max(MAX_LOGIT_SCALE.ln()).exp().to_kind(loss.kind());
+        let (loss, z_dot_g) = symmetric_tiles::nt_xent(z1, z2, tau, tile, tiles, ws, true);
+        // β = 1/τ, capped at 100 with a straight-through gradient (see `LogitScale`).
+        let beta = log_scale.scale().to_kind(loss.kind());
         let d_beta = z_dot_g * (tau / 2.0); // 0-dim, detached: ∂L/∂β
         Ok(loss + (&beta - beta.detach()) * d_beta)
+    }
+
+    /// Clips a learnt `logit_scale` at ln 100 (CLIP's step after each optimiser update).
+    fn after_step(&self) {
+        if let Some(log_scale) = &self.log_scale {
+            log_scale.clamp_();
+        }
     }
 }
 
@@ -269,19 +284,55 @@ mod tests {
     }
 
     #[test]
-    fn a_learnt_scale_above_100_is_clamped_and_gets_no_gradient() {
-        let vs = nn::VarStore::new(Device::Cpu);
+    fn a_learnt_temperature_gets_its_gradient_over_frozen_views() {
+        // Calibrating τ on a frozen encoder: the views need no gradient, the variable does.
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        vs.set_kind(Kind::Double);
+        let cfg = NtXentConfig { temperature: 0.2, learnable_temperature: true };
+        let loss = cfg.build_in(&vs.root()).unwrap();
+        let var = vs.variables().remove("logit_scale").unwrap();
+        let z1 = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+        let z2 = Tensor::randn([5, 3], (Kind::Double, Device::Cpu));
+        let l = loss.forward(&z1, &z2);
+        let got = Tensor::run_backward(&[&l], &[&var], false, false).remove(0);
+        let t = var.detach().set_requires_grad(true);
+        let want_l = dense_with_scale(&z1, &z2, &t.exp());
+        let want = Tensor::run_backward(&[&want_l], &[&t], false, false).remove(0);
+        assert!(want.double_value(&[]).abs() > 1e-3, "a case with a visible gradient");
+        assert!((got - want).abs().double_value(&[]) < 1e-12);
+    }
+
+    #[test]
+    fn a_learnt_scale_past_the_cap_keeps_its_gradient_and_comes_back() {
+        // Views e₁, e₂ | e₂, e₁: each view's positive is at cosine 0, one negative at 1, so
+        // ℓ = ln(2 + e^β) falls as β = 1/τ falls, and ∂L/∂t = β e^β / (2 + e^β) with t = ln β.
+        let mut vs = nn::VarStore::new(Device::Cpu);
+        vs.set_kind(Kind::Double);
         let cfg = NtXentConfig { temperature: 0.5, learnable_temperature: true };
         let loss = cfg.build_in(&vs.root()).unwrap();
         let mut var = vs.variables().remove("logit_scale").unwrap();
-        let _ = tch::no_grad(|| var.fill_(200f64.ln()));
-        assert!((loss.temperature() - 0.01).abs() < 1e-9);
-        let z = Tensor::eye(3, (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let l = loss.forward(&z, &z);
-        let g = Tensor::run_backward(&[&l], &[&var], false, false).remove(0);
-        assert_eq!(g.double_value(&[]), 0.0);
-        let want = (1.0 + 4.0 * (-100f64).exp()).ln(); // orthonormal rows at τ = 0.01
-        assert!((l.double_value(&[]) - want).abs() < 1e-6, "{l}");
+        let _ = tch::no_grad(|| var.fill_(1000f64.ln())); // momentum carried t past ln 100
+        assert!((loss.temperature() - 0.01).abs() < 1e-12, "the forward caps β at 100");
+        let z1 = Tensor::eye(2, (Kind::Double, Device::Cpu));
+        let z2 = z1.flip([0]);
+        let sgd = |var: &mut Tensor| {
+            let l = loss.forward(&z1, &z2);
+            let g = Tensor::run_backward(&[&l], &[&*var], false, false).remove(0);
+            tch::no_grad(|| *var -= &g * 0.01);
+            loss.after_step();
+            (l.double_value(&[]), g.double_value(&[]))
+        };
+        let (l, g) = sgd(&mut var);
+        let beta = 100f64;
+        assert!((l - (2.0 + beta.exp()).ln()).abs() < 1e-9, "{l}");
+        let want = beta * beta.exp() / (2.0 + beta.exp());
+        assert!((g - want).abs() < 1e-9, "∂L/∂t = {g}, want {want} (a hard clamp gives 0)");
+        // t = ln 1000 − 1 is still past the cap: the after-step clip puts it on ln 100.
+        assert!((var.double_value(&[]) - beta.ln()).abs() < 1e-12);
+        let _ = sgd(&mut var);
+        let t = beta.ln() - 0.01 * want;
+        assert!((var.double_value(&[]) - t).abs() < 1e-9);
+        assert!((loss.temperature() - (-t).exp()).abs() < 1e-12, "back below the cap");
     }
 
     #[test]

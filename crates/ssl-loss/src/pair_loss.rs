@@ -22,4 +22,9 @@ pub trait PairLoss: Debug + Send {
     fn forward(&self, z1: &Tensor, z2: &Tensor) -> Tensor {
         self.f_forward(z1, z2).unwrap_or_else(|e| panic!("{e}"))
     }
+
+    /// The hook a training loop calls after every optimiser step: a loss with a learnt logit
+    /// scale clips its variable to the cap there, as CLIP does after each step (Radford et al.
+    /// 2021, Sec. 2.5). Nothing for losses without learnt parameters.
+    fn after_step(&self) {}
 }

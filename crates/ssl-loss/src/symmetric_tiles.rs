@@ -53,8 +53,9 @@ pub(crate) fn check_shift_temperature(temperature: f64) -> Result<()> {
 /// NT-Xent of the views `z1`, `z2` (`[N, D]` each, checked by the caller) as a 0-dim tensor
 /// whose gradient is ∂L/∂z, attached through the surrogate `L + Σ z·g − stopgrad(Σ z·g)` on the
 /// normalised views, so autograd carries it through the normalisation into the encoder.
-/// The gradient is computed here, eagerly, when the views require it; the second value is
-/// the detached Σ z·g (0 without a gradient), from which ∂L/∂(1/τ) follows.
+/// The gradient is computed here, eagerly, when the views require it or when `scale_grad`
+/// asks for ∂L/∂(1/τ) (a learnt temperature, possibly over frozen views); the second value is
+/// the detached Σ z·g (0 when neither asks), from which ∂L/∂(1/τ) follows.
 pub(crate) fn nt_xent(
     z1: &Tensor,
     z2: &Tensor,
@@ -62,10 +63,12 @@ pub(crate) fn nt_xent(
     tile: i64,
     tiles: Tiles,
     ws: &Workspace,
+    scale_grad: bool,
 ) -> (Tensor, Tensor) {
     let z = two_view_units(z1, z2); // [2N, D]
+    let with_grad = z.requires_grad() || scale_grad;
     let (loss, g) =
-        tch::no_grad(|| value_and_gradient(&z.detach(), tau, tile, tiles, ws, z.requires_grad()));
+        tch::no_grad(|| value_and_gradient(&z.detach(), tau, tile, tiles, ws, with_grad));
     match g {
         Some(g) => {
             let (attached, dot) = surrogate(&z, &g);

@@ -91,7 +91,7 @@ impl PairLoss for TiledNtXent {
     fn f_forward(&self, z1: &Tensor, z2: &Tensor) -> Result<Tensor> {
         check_views("TiledNtXent", z1, z2, 1)?;
         let (tau, tile) = (self.cfg.temperature, self.cfg.tile);
-        Ok(symmetric_tiles::nt_xent(z1, z2, tau, tile, Tiles::Recomputed, &self.workspace).0)
+        Ok(symmetric_tiles::nt_xent(z1, z2, tau, tile, Tiles::Recomputed, &self.workspace, false).0)
     }
 }
 

@@ -19,7 +19,7 @@ fn randn(shape: [i64; 2]) -> Tensor {
 }
 
 fn loss(form: CosineForm) -> ssl_loss::NegativeCosine {
-    NegativeCosineConfig { form }.build().unwrap()
+    NegativeCosineConfig { form, ..Default::default() }.build().unwrap()
 }
 
 #[test]

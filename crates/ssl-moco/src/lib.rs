@@ -1,6 +1,7 @@
 //! Momentum encoders and the negatives queue of MoCo and BYOL.
 //!
-//! - [`FeatureQueue`]: MoCo's FIFO dictionary of the last K keys, passed to a loss as negatives.
+//! - [`FeatureQueue`]: MoCo's FIFO dictionary of the last K keys (random unit keys at the
+//!   start, as the paper's code), passed to a loss as negatives.
 //! - [`momentum_at`]: BYOL's cosine schedule of the EMA coefficient.
 //!
 //! This crate never names a backbone: it works on tensors and `VarStore`s. See ARCHITECTURE.md.
@@ -10,9 +11,9 @@
 //! use tch::{Device, Kind, Tensor};
 //!
 //! let mut queue = FeatureQueue::new(4, 2, Kind::Float, Device::Cpu)?;
+//! assert_eq!(queue.negatives().size(), [4, 2]); // K random unit keys from the start
 //! queue.enqueue(&Tensor::ones([3, 2], (Kind::Float, Device::Cpu)))?;
-//! assert_eq!(queue.len(), 3);
-//! assert_eq!(queue.negatives().size(), [3, 2]);
+//! assert_eq!((queue.real_keys(), queue.negatives().size()[0]), (3, 4));
 //! # Ok::<(), ssl_moco::MocoError>(())
 //! ```
 

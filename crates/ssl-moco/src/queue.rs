@@ -10,26 +10,35 @@ use crate::{MocoError, Result};
 /// Learning", CVPR 2020, <https://arxiv.org/abs/1911.05722>, Sec. 3.2 ("Dictionary as a queue").
 ///
 /// ```text
-/// queue ← enqueue(queue, k)   the oldest keys are overwritten first; |queue| ≤ K
+/// queue₀ = K random unit vectors     (the reference code: normalize(randn(D, K), dim=0))
+/// queue ← enqueue(queue, k)           the oldest keys are overwritten first; |queue| = K
 /// ```
+///
+/// The queue starts full of random unit vectors, as MoCo's reference implementation: every
+/// step, the first included, contrasts against exactly K negatives, so InfoNCE never sees an
+/// empty or short dictionary and the mutual-information bound ln(K + 1) − L holds with
+/// K = [`FeatureQueue::capacity`]. The random keys are drawn from libtorch's global generator
+/// (seeded by the caller, as weight initialisation) and pushed out by real keys after ⌈K/N⌉
+/// steps; [`FeatureQueue::real_keys`] says how many real keys it holds.
 ///
 /// Writes wrap around the end of the buffer, so the batch size need not divide K. Keys are
 /// detached: the queue never carries gradients.
 ///
 /// # Shapes
-/// Buffer `[K, D]`; `enqueue` takes `[N, D]`; `negatives` returns `[min(filled, K), D]`.
+/// Buffer and `negatives`: `[K, D]`; `enqueue` takes `[N, D]`.
 #[derive(Debug)]
 pub struct FeatureQueue {
     buf: Tensor,
     ptr: i64,
-    filled: i64,
+    real: i64,
 }
 
 impl FeatureQueue {
-    /// An empty queue of `len` (K) keys of dimension `dim` (D).
+    /// A queue of `len` (K) random unit keys of dimension `dim` (D).
     ///
     /// # Errors
-    /// [`MocoError::Invalid`] when `len` or `dim` is below 1.
+    /// [`MocoError::Invalid`] when `len` or `dim` is below 1, or `kind` is not a floating
+    /// point kind.
     pub fn new(len: i64, dim: i64, kind: Kind, device: Device) -> Result<Self> {
         if len < 1 || dim < 1 {
             return Err(MocoError::Invalid {
@@ -37,27 +46,33 @@ impl FeatureQueue {
                 reason: "both must be ≥ 1",
             });
         }
-        let buf = Tensor::zeros([len, dim], (kind, device)); // [K, D]
-        Ok(Self { buf, ptr: 0, filled: 0 })
+        if !matches!(kind, Kind::Half | Kind::BFloat16 | Kind::Float | Kind::Double) {
+            return Err(MocoError::Invalid {
+                what: format!("queue of kind {kind:?}"),
+                reason: "keys must be floating point",
+            });
+        }
+        let buf = tch::no_grad(|| {
+            let r = Tensor::randn([len, dim], (Kind::Float, device)); // [K, D]
+            let norm = r.norm_scalaropt_dim(2, [1i64].as_slice(), true).clamp_min(1e-12);
+            (r / norm).to_kind(kind)
+        });
+        Ok(Self { buf, ptr: 0, real: 0 })
     }
 
-    /// K, the capacity.
+    /// K, the number of negatives [`FeatureQueue::negatives`] returns at every step.
     pub fn capacity(&self) -> i64 {
         self.buf.size()[0]
     }
 
-    /// How many keys the queue holds, at most K.
-    pub fn len(&self) -> i64 {
-        self.filled
+    /// How many of the K keys came from [`FeatureQueue::enqueue`] (the rest are the random
+    /// start), at most K.
+    pub fn real_keys(&self) -> i64 {
+        self.real
     }
 
-    /// Whether no key has been enqueued yet.
-    pub fn is_empty(&self) -> bool {
-        self.filled == 0
-    }
-
-    /// Appends `keys`, overwriting the oldest ones once full. When N > K only the last K keys of
-    /// the batch are kept.
+    /// Appends `keys`, overwriting the oldest ones (the random start first). When N > K only
+    /// the last K keys of the batch are kept.
     ///
     /// # Errors
     /// [`MocoError::KeyShape`] when `keys` is not `[N, D]`.
@@ -80,13 +95,13 @@ impl FeatureQueue {
             Ok(())
         })?;
         self.ptr = (self.ptr + n) % k;
-        self.filled = (self.filled + n).min(k);
+        self.real = (self.real + n).min(k);
         Ok(())
     }
 
-    /// The keys held, as a `[len, D]` view of the buffer (slot order, not age order).
+    /// The K keys, as the `[K, D]` buffer (slot order, not age order).
     pub fn negatives(&self) -> Tensor {
-        self.buf.narrow(0, 0, self.filled)
+        self.buf.shallow_clone()
     }
 }
 
@@ -103,15 +118,34 @@ mod tests {
     }
 
     #[test]
+    fn a_new_queue_holds_k_random_unit_keys() {
+        let q = FeatureQueue::new(6, 3, Kind::Float, Device::Cpu).unwrap();
+        assert_eq!(q.negatives().size(), [6, 3]);
+        assert_eq!((q.capacity(), q.real_keys()), (6, 0));
+        let norms =
+            Vec::<f32>::try_from(q.negatives().norm_scalaropt_dim(2, [1i64].as_slice(), false))
+                .unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-6), "{norms:?}");
+        // Random, not a constant: six distinct directions in 3-D.
+        let gram =
+            q.negatives().matmul(&q.negatives().tr()) - Tensor::eye(6, (Kind::Float, Device::Cpu));
+        assert!(f64::try_from(gram.abs().max()).unwrap() < 1.0 - 1e-4);
+    }
+
+    #[test]
     fn writes_wrap_around_when_the_batch_does_not_divide_k() {
+        // D = 1: the random start is ±1, so written keys (2 … 7) are told apart from it.
         let mut q = FeatureQueue::new(5, 1, Kind::Float, Device::Cpu).unwrap();
-        q.enqueue(&keys(&[1.0, 2.0, 3.0])).unwrap();
-        assert_eq!(held(&q), [1.0, 2.0, 3.0]);
-        q.enqueue(&keys(&[4.0, 5.0, 6.0])).unwrap(); // 6 wraps into slot 0
-        assert_eq!(held(&q), [6.0, 2.0, 3.0, 4.0, 5.0]);
-        q.enqueue(&keys(&[7.0])).unwrap();
-        assert_eq!(held(&q), [6.0, 7.0, 3.0, 4.0, 5.0]);
-        assert_eq!(q.len(), 5);
+        q.enqueue(&keys(&[2.0, 3.0, 4.0])).unwrap();
+        let h = held(&q);
+        assert_eq!(h[..3], [2.0, 3.0, 4.0]);
+        assert!(h[3..].iter().all(|v| v.abs() == 1.0), "the random start: {h:?}");
+        assert_eq!(q.real_keys(), 3);
+        q.enqueue(&keys(&[5.0, 6.0, 7.0])).unwrap(); // 7 wraps into slot 0
+        assert_eq!(held(&q), [7.0, 3.0, 4.0, 5.0, 6.0]);
+        q.enqueue(&keys(&[8.0])).unwrap();
+        assert_eq!(held(&q), [7.0, 8.0, 4.0, 5.0, 6.0]);
+        assert_eq!(q.real_keys(), 5);
     }
 
     #[test]
@@ -130,5 +164,7 @@ mod tests {
         let err = q.enqueue(&Tensor::ones([2, 3], (Kind::Float, Device::Cpu))).unwrap_err();
         assert!(err.to_string().contains("[2, 3]"), "{err}");
         assert!(FeatureQueue::new(0, 2, Kind::Float, Device::Cpu).is_err());
+        let err = FeatureQueue::new(3, 2, Kind::Int64, Device::Cpu).unwrap_err().to_string();
+        assert!(err.contains("Int64"), "{err}");
     }
 }

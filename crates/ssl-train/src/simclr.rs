@@ -49,6 +49,12 @@ impl SimClr {
         &mut self.backbone
     }
 
+    /// The losses' after-step hook (a learnt τ is clipped at 1/τ ≤ 100, as CLIP): call it after
+    /// every optimiser step.
+    pub fn after_step(&self) {
+        self.loss.after_step();
+    }
+
     /// NT-Xent of the projections of two views.
     pub fn loss(&self, v1: &Tensor, v2: &Tensor) -> Tensor {
         // One forward over both views, so BatchNorm sees the 2N views together as in SimCLR.

@@ -282,6 +282,7 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
             let loss = model.loss(&v1, &v2);
             let lr = warmup_cosine(step, warmup, total.unwrap_or(u64::MAX), o.lr);
             opt.backward_step(&loss, lr);
+            model.after_step();
             let value = loss.double_value(&[]);
             losses.push(value);
             let ips =
