@@ -56,7 +56,8 @@ enum Command {
     /// (installed into the venv); writes target/bench/aug.json and the table in
     /// docs/benchmarks.md (~2 min).
     BenchAug(SetupArgs),
-    /// Check the crate dependency direction and that every .rs file opens with `//!`.
+    /// Check the crate dependency direction, that every .rs file opens with `//!`, and that
+    /// ARCHITECTURE.md's codemap names only files that exist.
     Tidy,
 }
 

@@ -1,4 +1,5 @@
-//! `cargo xtask tidy` (also a `#[test]`): the crate dependency direction and `//!` file headers.
+//! `cargo xtask tidy` (also a `#[test]`): the crate dependency direction, `//!` file headers,
+//! and an ARCHITECTURE.md whose codemap has a section per crate and names only files that exist.
 //!
 //! Invariant: the four leaf crates (ssl-loss, ssl-aug, ssl-models, ssl-moco) depend on no other
 //! workspace crate; ssl-data depends on none either; only ssl-train (and the benches) compose
@@ -19,7 +20,7 @@ const ALLOWED_INTERNAL: &[(&str, &[&str])] = &[
     ("ssl-data", &[]),
     ("ssl-testutil", &[]),
     ("ssl-train", &["ssl-loss", "ssl-aug", "ssl-models", "ssl-moco", "ssl-data"]),
-    ("ssl-bench", &["ssl-loss", "ssl-aug", "ssl-models", "ssl-moco", "ssl-data"]),
+    ("ssl-bench", &["ssl-loss", "ssl-aug", "ssl-models"]),
     ("xtask", &[]),
 ];
 
@@ -72,7 +73,9 @@ fn check_dependencies(root: &Path, problems: &mut Vec<String>) -> Result<()> {
             let kind = dep["kind"].as_str().unwrap_or("normal");
             let is_dev = kind == "dev";
             if internal.contains(&dep_name) {
-                let ok = allowed.contains(&dep_name) || (is_dev && dep_name == "ssl-testutil");
+                // A dev-dependency on itself only turns on features for its own tests.
+                let ok = allowed.contains(&dep_name)
+                    || (is_dev && (dep_name == "ssl-testutil" || dep_name == name));
                 if !ok {
                     problems.push(format!("{name} -> {dep_name} ({kind}) breaks the crate map"));
                 }
@@ -129,17 +132,87 @@ fn check_architecture(root: &Path, problems: &mut Vec<String>) -> Result<()> {
         } else {
             (*name).to_owned()
         };
-        if !text.contains(&format!("### {dir}")) {
+        let heading = format!("### {dir}\n");
+        let Some(start) = text.find(&heading) else {
             problems.push(format!("ARCHITECTURE.md has no `### {dir}` section in its codemap"));
+            continue;
+        };
+        let body = &text[start + heading.len()..];
+        let body = &body[..body.find("\n#").unwrap_or(body.len())];
+        for file in named_files(body) {
+            if !file_exists(&root.join(&dir), file) {
+                problems.push(format!(
+                    "ARCHITECTURE.md's `### {dir}` names `{file}`, which is not a file under {dir}/"
+                ));
+            }
         }
     }
     Ok(())
 }
 
+/// The backticked file names in a codemap section: `x.rs`, `tests/y.rs`, `reference/z.py`
+/// (not the workspace's hidden `.cargo/…` files, some of which set-up generates).
+fn named_files(section: &str) -> Vec<&str> {
+    let exts = [".rs", ".py", ".toml", ".yaml"];
+    section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|t| {
+            exts.iter().any(|e| t.ends_with(e))
+                && !t.starts_with('.')
+                && t.chars().all(|c| c.is_alphanumeric() || "_-./".contains(c))
+        })
+        .collect()
+}
+
+/// Whether `name` is `dir/name`, `dir/src/name`, or (a bare file name) any file of that name
+/// under `dir`.
+fn file_exists(dir: &Path, name: &str) -> bool {
+    if dir.join(name).is_file() || dir.join("src").join(name).is_file() {
+        return true;
+    }
+    if name.contains('/') {
+        return false;
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n != "target") {
+                    stack.push(path);
+                }
+            } else if path.file_name().is_some_and(|n| n == name) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn tidy() {
-        super::check(&crate::shell::workspace_root()).unwrap();
+        check(&crate::shell::workspace_root()).unwrap();
+    }
+
+    #[test]
+    fn a_codemap_entry_naming_a_missing_file_is_found() {
+        let section = "Examples `examples/loss_memory.rs` and `examples/gone.rs`; `ops.rs`, \
+                       `nope.rs`; not files: `NtXent`, `forward(z1, z2).rs`.";
+        assert_eq!(
+            named_files(section),
+            ["examples/loss_memory.rs", "examples/gone.rs", "ops.rs", "nope.rs"]
+        );
+        let root = crate::shell::workspace_root();
+        assert!(file_exists(&root.join("benches"), "examples/loss_memory.rs"));
+        assert!(!file_exists(&root.join("benches"), "examples/gone.rs"));
+        assert!(file_exists(&root.join("crates/ssl-loss"), "ops.rs"));
+        assert!(!file_exists(&root.join("crates/ssl-loss"), "nope.rs"));
     }
 }

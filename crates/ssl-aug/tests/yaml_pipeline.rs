@@ -1,5 +1,5 @@
-//! Pipelines written in YAML: every op parses, builds and runs in the written order.
-#![cfg(feature = "serde")]
+//! Pipelines written in YAML: every op parses, builds and runs, in the written order. (The
+//! `serde` feature is on for this crate's tests through its dev-dependency on itself.)
 
 use ssl_aug::{aug_rng, build_pipeline, Aug, OpConfig, ViewPair};
 use tch::{Device, Kind, Tensor};
@@ -18,7 +18,7 @@ const PIPELINE: &str = "
 ";
 
 #[test]
-fn a_yaml_pipeline_builds_and_runs_each_op_in_order() {
+fn a_yaml_pipeline_of_every_op_builds_and_runs() {
     let ops: Vec<OpConfig> = serde_saphyr::from_str(PIPELINE).unwrap();
     assert_eq!(ops.len(), 10);
     assert!(matches!(ops[1], OpConfig::RandomResizedCrop(c) if c.antialias));
@@ -30,6 +30,25 @@ fn a_yaml_pipeline_builds_and_runs_each_op_in_order() {
     // The last op maps [0, 1] to [−2, 2]: the others left the values in [0, 1].
     assert!(y.min().double_value(&[]) >= -2.0 && y.max().double_value(&[]) <= 2.0);
     assert!(y.equal(&pipeline.forward(&x, &mut aug_rng(0, &[]))));
+}
+
+#[test]
+fn ops_run_in_the_written_order() {
+    // A constant image of 204 (0.8 after to_float). Normalise (mean 0.5, std 0.25) then
+    // solarise (threshold 0.5, p 1): 0.8 → 1.2 → 1 − 1.2 = −0.2. The other order:
+    // 0.8 → 1 − 0.8 = 0.2 → (0.2 − 0.5) / 0.25 = −1.2.
+    let norm = "- normalize: {mean: [0.5], std: [0.25]}\n";
+    let sol = "- solarize: {threshold: 0.5, p: 1.0}\n";
+    let x = Tensor::full([2, 1, 3, 3], 204, (Kind::Uint8, Device::Cpu));
+    for (text, want) in [
+        (format!("- to_float: {{}}\n{norm}{sol}"), -0.2),
+        (format!("- to_float: {{}}\n{sol}{norm}"), -1.2),
+    ] {
+        let ops: Vec<OpConfig> = serde_saphyr::from_str(&text).unwrap();
+        let y = build_pipeline(&ops).unwrap().forward(&x, &mut aug_rng(0, &[]));
+        let err = (y - want).abs().max().double_value(&[]);
+        assert!(err < 1e-6, "{text}: off by {err}");
+    }
 }
 
 #[test]

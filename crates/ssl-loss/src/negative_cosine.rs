@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn normalized_mse_is_the_mean_squared_distance_of_unit_vectors() {
-        tch::manual_seed(4);
+        let _rng = ssl_testutil::seed_global_rng(4);
         let p = Tensor::randn([6, 5], (Kind::Double, Device::Cpu));
         let z = Tensor::randn([6, 5], (Kind::Double, Device::Cpu));
         let direct = (l2_normalize(&p, 1e-12) - l2_normalize(&z, 1e-12))

@@ -220,14 +220,50 @@ mod tests {
         assert!((loss(tau, &z, &z) - want).abs() < 1e-12);
     }
 
+    /// NT-Xent from its definition, in f64 and 128-row chunks (never a full 2N × 2N matrix),
+    /// with two wrong variants from the same logits: `(right, without the self-mask, with
+    /// view i's positive at i + N + 1 instead of i + N)`.
+    fn chunked_definition(z1: &Tensor, z2: &Tensor, tau: f64) -> (f64, f64, f64) {
+        let z = crate::l2_normalize(&Tensor::cat(&[z1, z2], 0).to_kind(Kind::Double), 1e-12);
+        let m = z.size()[0];
+        let mut sums = [0.0; 3];
+        for (start, len) in symmetric_tiles::tile_ranges(m, 128) {
+            let mut logits = z.narrow(0, start, len).matmul(&z.tr()) / tau; // [len, 2N]
+            let rows = Tensor::arange(len, (Kind::Int64, Device::Cpu)); // [len]
+            let logit_at = |shift: i64| {
+                let cols = (&rows + start + shift).remainder(m).unsqueeze(1); // [len, 1]
+                logits.gather(1, &cols, false).sum(Kind::Double).double_value(&[])
+            };
+            let (pos, wrong_pos) = (logit_at(m / 2), logit_at(m / 2 + 1));
+            let lse = |l: &Tensor| l.logsumexp([1i64].as_slice(), false).sum(Kind::Double);
+            let unmasked = lse(&logits).double_value(&[]);
+            let own = (Some(rows.shallow_clone()), Some(&rows + start));
+            let _ = logits.index_put_(&[own.0, own.1], &Tensor::from(f64::NEG_INFINITY), false);
+            let masked = lse(&logits).double_value(&[]);
+            for (sum, v) in sums.iter_mut().zip([masked - pos, unmasked - pos, masked - wrong_pos])
+            {
+                *sum += v;
+            }
+        }
+        let [right, unmasked, shifted] = sums.map(|s| s / m as f64);
+        (right, unmasked, shifted)
+    }
+
     #[test]
-    fn batches_above_the_dense_limit_still_give_the_closed_form() {
+    fn batches_above_the_dense_limit_match_the_definition() {
         // 2N = 16,386 views > DENSE_MAX_VIEWS: the tiled path, never a 1 GiB logits matrix.
+        // Random rows with noisy positives, so that a wrong positive index or a missing
+        // self-mask moves the loss far more than the tolerance (checked below).
+        let _rng = ssl_testutil::seed_global_rng(11);
         let n = DENSE_MAX_VIEWS / 2 + 1;
-        let z = Tensor::ones([n, 2], (Kind::Float, Device::Cpu));
-        let l = loss(0.5, &z, &z);
-        let want = ((2 * n - 1) as f64).ln();
-        assert!((l - want).abs() < 1e-4 * want, "{l} vs {want}");
+        let z1 = Tensor::randn([n, 8], (Kind::Float, Device::Cpu));
+        let z2 = &z1 + Tensor::randn([n, 8], (Kind::Float, Device::Cpu)) * 0.3;
+        let got = loss(0.2, &z1, &z2);
+        let (want, unmasked, shifted) = chunked_definition(&z1, &z2, 0.2);
+        let tol = 2e-6; // f32 sums over 16,386 terms; measured 1.1e-7
+        assert!((got - want).abs() < tol, "{got} vs {want}");
+        assert!((unmasked - want).abs() > 100.0 * tol, "self-mask visible: {unmasked} vs {want}");
+        assert!((shifted - want).abs() > 100.0 * tol, "positive visible: {shifted} vs {want}");
     }
 
     #[test]

@@ -111,17 +111,21 @@ mod tests {
 
     #[test]
     fn scale_and_bias_get_their_closed_form_gradients() {
-        // One pair at cosine c = 1 with t′ = 1, b = 0.5: L = −log σ(t′ + b) = softplus(−(t′ + b)).
-        // ∂L/∂b = −σ(−(t′ + b)), ∂L/∂t = t′ ∂L/∂t′ = −t′ σ(−(t′ + b)).
+        // One pair at cosine c = 0.6 with t′ = e^t = 2, b = 0.5: the logit is t′c + b = 1.7 and
+        // L = −log σ(1.7) = softplus(−1.7). ∂L/∂b = −σ(−1.7), and through t′ = e^t,
+        // ∂L/∂t = t′ ∂L/∂t′ = −t′ c σ(−1.7) = −1.2 σ(−1.7): the chain factor t′ = 2 and the
+        // cosine 0.6 both show (∂L/∂t′ alone would be −0.6 σ(−1.7)).
         let vs = nn::VarStore::new(Device::Cpu);
-        let cfg = SigLipLossConfig { init_scale: 1.0, init_bias: 0.5 };
+        let cfg = SigLipLossConfig { init_scale: 2.0, init_bias: 0.5 };
         let loss = SigLipLoss::new(&vs.root(), &cfg).unwrap();
-        let x = Tensor::ones([1, 3], (Kind::Float, Device::Cpu));
-        loss.forward(&x, &x).backward();
-        let sig = 1.0 / (1.0 + 1.5f64.exp()); // σ(−1.5)
+        let x = Tensor::from_slice(&[1.0f64, 0.0]).view([1, 2]);
+        let y = Tensor::from_slice(&[0.6f64, 0.8]).view([1, 2]);
+        loss.forward(&x, &y).backward();
+        let sig = 1.0 / (1.0 + 1.7f64.exp()); // σ(−1.7)
         let v = vs.variables();
         assert!((v["logit_bias"].grad().double_value(&[]) + sig).abs() < 1e-6);
-        assert!((v["logit_scale"].grad().double_value(&[]) + sig).abs() < 1e-6);
+        let got = v["logit_scale"].grad().double_value(&[]);
+        assert!((got + 1.2 * sig).abs() < 1e-6, "∂L/∂t = {got}, want {}", -1.2 * sig);
     }
 
     #[test]

@@ -67,3 +67,21 @@ fn gradient_in_the_query_matches_finite_differences() {
     let queue = Tensor::randn([6, 3], (Kind::Double, Device::Cpu));
     grad_check(|q| loss.forward(q, &key, &fq, &fk, &queue), &query, 1e-6, 1e-4);
 }
+
+#[test]
+fn no_gradient_flows_through_the_matching_features() {
+    // The argmax matching reads the backbone features; it is an index, so the features get no
+    // gradient from this loss, while the query gets its own.
+    let loss = DenseClLossConfig { temperature: 0.5 }.build().unwrap();
+    let (query, key) = (randn([2, 3, 4]).set_requires_grad(true), randn([2, 3, 4]));
+    let (fq, fk) =
+        (randn([2, 5, 4]).set_requires_grad(true), randn([2, 5, 4]).set_requires_grad(true));
+    let queue = Tensor::randn([6, 3], (Kind::Double, Device::Cpu));
+    let l = loss.forward(&query, &key, &fq, &fk, &queue);
+    l.backward();
+    assert!(query.grad().defined() && query.grad().abs().sum(Kind::Double).double_value(&[]) > 0.0);
+    for (name, f) in [("query features", &fq), ("key features", &fk)] {
+        let g = f.grad();
+        assert!(!g.defined() || g.abs().sum(Kind::Double).double_value(&[]) == 0.0, "{name}: {g}");
+    }
+}

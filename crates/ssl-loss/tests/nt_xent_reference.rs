@@ -2,7 +2,9 @@
 //! finite-difference gradient check.
 
 use ssl_loss::{NtXentConfig, PairLoss};
-use ssl_testutil::{assert_close, cosine, descend, pair_grad_check, rows, two_views};
+use ssl_testutil::{
+    assert_close, cosine, descend, pair_grad_check, rows, seed_global_rng, two_views,
+};
 use tch::{Kind, Tensor};
 
 /// ℓ(i, j) = −log(exp(sᵢⱼ/τ) / Σ_{k≠i} exp(sᵢₖ/τ)), averaged over all 2N anchors.
@@ -19,8 +21,9 @@ fn reference(z1: &[Vec<f64>], z2: &[Vec<f64>], tau: f64) -> f64 {
     total / n2 as f64
 }
 
+/// Seeded views, drawn under the shared lock so another test's draws cannot interleave.
 fn sample(n: i64, d: i64, seed: i64) -> (Tensor, Tensor) {
-    tch::manual_seed(seed);
+    let _rng = seed_global_rng(seed);
     two_views(n, d, 0.5)
 }
 

@@ -87,3 +87,31 @@ fn gradient_through_a_predicting_crop_matches_finite_differences() {
         1e-4,
     );
 }
+
+#[test]
+fn no_gradient_flows_through_the_codes_of_an_assignment_crop() {
+    // Crops g₁, g₂ (both assign codes) and a local crop ℓ, V = 3, B = 4. g₁ enters the loss
+    // twice: through its codes q₁ (targets, held constant) and as the predictor of q₂ in the
+    // term −mean_b Σ_k q₂ log softmax(g₁/τ), weighted 1/((V − 1) n_assign). So
+    // ∂L/∂g₁ = (softmax(g₁/τ) − q₂) / (τ B (V − 1) n_assign), and nothing through q₁.
+    let (tau, b) = (0.5, 4.0);
+    let swav = SwavLossConfig { temperature: tau, ..Default::default() }.build().unwrap();
+    let g1 = cosine_scores(4, 3).set_requires_grad(true);
+    let (g2, local) = (cosine_scores(4, 3), cosine_scores(4, 3));
+    let loss = |g1: &Tensor| {
+        swav.forward(&[g1.shallow_clone(), g2.shallow_clone(), local.shallow_clone()], 2)
+    };
+    let got = Tensor::run_backward(&[&loss(&g1)], &[&g1], false, false).remove(0);
+    let q2 = sinkhorn(&g2, 0.05, 3);
+    let want = ((&g1 / tau).softmax(1, Kind::Double) - q2) / (tau * b * 2.0 * 2.0);
+    let err = f64::try_from((&got - &want).abs().max()).unwrap();
+    assert!(err < 1e-12, "∂L/∂g₁ off by {err}: {got} vs {want}");
+    // The codes do move with g₁: the loss's finite difference (which sees q₁ change) differs
+    // from that gradient, so a gradient through the codes could not hide in this case.
+    let dir = Tensor::randn([4, 3], (Kind::Double, Device::Cpu));
+    let h = 1e-6;
+    let g1 = g1.detach();
+    let fd = (loss(&(&g1 + &dir * h)) - loss(&(&g1 - &dir * h))).double_value(&[]) / (2.0 * h);
+    let along = (&got * &dir).sum(Kind::Double).double_value(&[]);
+    assert!((fd - along).abs() > 1e-3, "codes independent of g₁? fd {fd}, autograd {along}");
+}

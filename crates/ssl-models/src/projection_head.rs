@@ -130,6 +130,7 @@ mod tests {
 
     #[test]
     fn a_one_layer_head_is_a_plain_linear_map() {
+        let _rng = ssl_testutil::seed_global_rng(1); // draws: weights, inputs
         let vs = nn::VarStore::new(Device::Cpu);
         let cfg = ProjectionHeadConfig {
             input_dim: 3,

@@ -283,6 +283,7 @@ mod tests {
 
     #[test]
     fn feature_dims_and_resolutions_follow_the_paper() {
+        let _rng = ssl_testutil::seed_global_rng(1); // draws: weights, inputs
         let vs = nn::VarStore::new(Device::Cpu);
         let r50 = ResNet::new(&(vs.root() / "a"), &ResNetConfig::resnet50()).unwrap();
         assert_eq!(r50.feature_dim(), 2048);
@@ -295,7 +296,8 @@ mod tests {
 
     #[test]
     fn resnet18_has_torchvisions_parameter_count() {
-        // torchvision resnet18 has 11,689,512 parameters; its fc layer holds 512·1000 + 1000.
+        let _rng = ssl_testutil::seed_global_rng(2); // draws: weights, inputs
+                                                     // torchvision resnet18 has 11,689,512 parameters; its fc layer holds 512·1000 + 1000.
         let vs = nn::VarStore::new(Device::Cpu);
         ResNet::new(&vs.root(), &ResNetConfig::resnet18()).unwrap();
         let trainable: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
@@ -304,8 +306,9 @@ mod tests {
 
     #[test]
     fn channels_last_gives_the_same_features_and_gradients() {
-        // In f64, so that only the layout differs and BatchNorm's backward (which subtracts batch
-        // means) cannot blow f32 rounding up into a flaky tolerance.
+        let _rng = ssl_testutil::seed_global_rng(3); // draws: weights, inputs
+                                                     // In f64, so that only the layout differs and BatchNorm's backward (which subtracts batch
+                                                     // means) cannot blow f32 rounding up into a flaky tolerance.
         let cfg = ResNetConfig { width: 8, in_channels: 1, ..ResNetConfig::cifar_resnet18() };
         let (mut vs1, mut vs2) = (nn::VarStore::new(Device::Cpu), nn::VarStore::new(Device::Cpu));
         let nchw = ResNet::new(&vs1.root(), &cfg).unwrap();
@@ -328,9 +331,10 @@ mod tests {
 
     #[test]
     fn narrow_channels_last_networks_train_without_corrupting_memory() {
-        // With 4 channels, NHWC made PyTorch 2.11's AVX2 weight gradient of the stride-2 1×1
-        // downsample write out of bounds: glibc aborted ("free(): invalid next size") or a
-        // thread spun forever within a few dozen steps. Such widths now run NCHW.
+        let _rng = ssl_testutil::seed_global_rng(4); // draws: weights, inputs
+                                                     // With 4 channels, NHWC made PyTorch 2.11's AVX2 weight gradient of the stride-2 1×1
+                                                     // downsample write out of bounds: glibc aborted ("free(): invalid next size") or a
+                                                     // thread spun forever within a few dozen steps. Such widths now run NCHW.
         let cfg = ResNetConfig {
             width: 4,
             in_channels: 1,
@@ -350,6 +354,7 @@ mod tests {
 
     #[test]
     fn bf16_agrees_with_f32_to_bf16_rounding_and_keeps_f32_gradients() {
+        let _rng = ssl_testutil::seed_global_rng(5); // draws: weights, inputs
         let cfg = ResNetConfig { width: 8, in_channels: 1, ..ResNetConfig::cifar_resnet18() };
         let (vs1, mut vs2) = (nn::VarStore::new(Device::Cpu), nn::VarStore::new(Device::Cpu));
         let f32_net = ResNet::new(&vs1.root(), &cfg).unwrap();
@@ -378,7 +383,8 @@ mod tests {
         // Weight gradients pass BatchNorm's backward, which subtracts batch means and so
         // amplifies rounding: their relative error is ~35 % on such a tiny network, as with
         // PyTorch's autocast (37 %), but they keep the f32 gradient's direction (cosine
-        // 0.93–0.95 over ten random draws; a wrong backward would be near 0).
+        // 0.93–0.95 over ten random draws; a wrong backward would be near 0). The draws are
+        // seeded under the shared lock, so the figure checked is the same on every run.
         let cos = f64::try_from((&ga * &gb).sum(Kind::Double)).unwrap()
             / f64::try_from(ga.norm() * gb.norm()).unwrap();
         assert!(cos > 0.85, "gradient cosine {cos}");

@@ -8,8 +8,28 @@
 //! - [`two_views`]: random f64 embeddings and a noisy second view of them.
 //! - [`rows`], [`dot`], [`unit()`], [`cosine`]: plain `Vec<f64>` pieces for the f64 loop
 //!   references that tests write from a paper's formula.
+//! - [`seed_global_rng`]: the one lock on libtorch's global generator, taken by every test
+//!   that seeds it.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tch::{Kind, Tensor};
+
+/// Seeds libtorch's global generator and returns the guard of the one lock on it; hold it for
+/// the whole test.
+///
+/// libtorch has a single generator (weight initialisation, `randn`, `randperm`), and a test
+/// binary runs its tests in parallel threads: without the lock, another test's draws land
+/// between a seeded test's `manual_seed` and its draws, and the "seeded" values change from
+/// run to run. A test whose assertions depend on its draws takes this guard, and so does any
+/// test that draws in the same binary as such a test. A panicking holder does not poison it
+/// for the others.
+pub fn seed_global_rng(seed: i64) -> MutexGuard<'static, ()> {
+    static GLOBAL_RNG: Mutex<()> = Mutex::new(());
+    let guard = GLOBAL_RNG.lock().unwrap_or_else(PoisonError::into_inner);
+    tch::manual_seed(seed);
+    guard
+}
 
 /// Panics unless `|a - b| <= atol + rtol * |b|` holds element-wise; shapes must match.
 ///

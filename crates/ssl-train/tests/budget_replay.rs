@@ -3,15 +3,11 @@
 //! files.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
+use ssl_testutil::seed_global_rng;
 use ssl_train::config::{self, Length};
 use ssl_train::evaluate::EvalData;
 use ssl_train::{held_out, Config};
-
-/// libtorch has one global generator, which `train` seeds before drawing the weights: tests
-/// that train take this lock so that their draws do not interleave.
-static TORCH_RNG: Mutex<()> = Mutex::new(());
 
 fn data_dir() -> String {
     std::env::var("SSL_RS_DATA_DIR")
@@ -40,9 +36,9 @@ fn tiny(extra: &[&str]) -> Config {
 
 #[test]
 fn a_replay_of_the_resolved_steps_gives_the_same_losses() {
-    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
-    // 12 s of budget at a few milliseconds a step: several hundred steps, cut at 24 so that
-    // 12 steps of the cosine (whose learning rates depend on the chosen length) are compared.
+    let _rng = seed_global_rng(0); // the lock; `train` seeds again from `seed`
+                                   // 12 s of budget at a few milliseconds a step: several hundred steps, cut at 24 so that
+                                   // 12 steps of the cosine (whose learning rates depend on the chosen length) are compared.
     let budgeted = tiny(&["train.budget_minutes=0.2"]);
     let first = ssl_train::train(&budgeted, None).unwrap();
     let Length::Steps(steps) = first.config.train.length() else {
@@ -73,7 +69,7 @@ fn a_replay_of_the_resolved_steps_gives_the_same_losses() {
 
 #[test]
 fn a_budget_the_warm_up_cannot_be_timed_in_is_an_error_naming_the_key() {
-    let _rng = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let _rng = seed_global_rng(0); // the lock; `train` seeds again from `seed`
     let cfg = tiny(&["train.budget_minutes=1", "optim.warmup_epochs=0.0001"]);
     let err = ssl_train::train(&cfg, None).unwrap_err().to_string();
     assert!(err.contains("optim.warmup_epochs") && err.contains("8 steps"), "{err}");

@@ -201,17 +201,13 @@ fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use ssl_testutil::seed_global_rng;
     use tch::Device;
-
-    /// libtorch has one global generator; tests that seed it take turns.
-    static GLOBAL_RNG: Mutex<()> = Mutex::new(());
 
     #[test]
     fn separable_clusters_are_classified_perfectly_and_the_choice_is_reported() {
-        let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
         // Three well-separated Gaussian clusters in 5-D: any sane probe scores 100 %.
-        tch::manual_seed(0);
+        let _rng = seed_global_rng(0);
         let centres = Tensor::eye(5, (Kind::Float, Device::Cpu)).narrow(0, 0, 3) * 6.0; // [3, 5]
         let make = |n: i64| {
             let y = Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(3); // [n]
@@ -228,8 +224,7 @@ mod tests {
 
     #[test]
     fn candidates_fitted_together_equal_candidates_fitted_alone() {
-        let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
-        tch::manual_seed(7);
+        let _rng = seed_global_rng(7);
         let x = Tensor::randn([300, 6], (Kind::Float, Device::Cpu));
         let y = Tensor::randint(4, [300], (Kind::Int64, Device::Cpu));
         let cfg = LinearProbeConfig { epochs: 3, batch_size: 64, ..Default::default() };
@@ -246,11 +241,67 @@ mod tests {
         }
     }
 
+    /// torch.optim.SGD(momentum=0.9, nesterov=True, weight_decay=wd) as its documentation
+    /// writes the step, on the weights only (bias undecayed), with the learning rate
+    /// lr · ½(1 + cos(π t / T)), full-batch mean cross-entropy, in plain f64:
+    /// g ← ∇ + wd·w;  buf ← 0.9·buf + g;  w ← w − lr_t (g + 0.9·buf).
+    fn sgd_reference(x: &[[f64; 2]], y: &[usize], lr: f64, wd: f64, steps: usize) -> Vec<f64> {
+        let (mut w, mut b) = ([[0.0f64; 3]; 2], [0.0f64; 3]); // W[f][c], b[c]
+        let (mut bw, mut bb) = ([[0.0f64; 3]; 2], [0.0f64; 3]);
+        for t in 0..steps {
+            let (mut gw, mut gb) = ([[0.0f64; 3]; 2], [0.0f64; 3]);
+            for (xi, &yi) in x.iter().zip(y) {
+                let z: Vec<f64> =
+                    (0..3).map(|c| xi[0] * w[0][c] + xi[1] * w[1][c] + b[c]).collect();
+                let norm: f64 = z.iter().map(|v| v.exp()).sum();
+                for c in 0..3 {
+                    let d = (z[c].exp() / norm - f64::from(u8::from(c == yi))) / x.len() as f64;
+                    gw[0][c] += xi[0] * d;
+                    gw[1][c] += xi[1] * d;
+                    gb[c] += d;
+                }
+            }
+            let lr_t = lr * 0.5 * (1.0 + (std::f64::consts::PI * t as f64 / steps as f64).cos());
+            for c in 0..3 {
+                for f in 0..2 {
+                    let g = gw[f][c] + wd * w[f][c];
+                    bw[f][c] = 0.9 * bw[f][c] + g;
+                    w[f][c] -= lr_t * (g + 0.9 * bw[f][c]);
+                }
+                bb[c] = 0.9 * bb[c] + gb[c];
+                b[c] -= lr_t * (gb[c] + 0.9 * bb[c]);
+            }
+        }
+        w.iter().flatten().chain(&b).copied().collect()
+    }
+
+    #[test]
+    fn three_updates_match_torch_sgd_nesterov_with_weight_decay_and_cosine() {
+        // Full batches (batch size = M), so the shuffled order cannot change a step.
+        let x = [[1.0, -0.5], [0.3, 2.0], [-1.2, 0.4], [0.8, 0.9]];
+        let y = [0usize, 2, 1, 2];
+        let xt = Tensor::from_slice(x.as_flattened()).view([4, 2]).to_kind(Kind::Float);
+        let yt = Tensor::from_slice(&y.map(|v| v as i64));
+        let cfg = LinearProbeConfig { epochs: 3, batch_size: 4, ..Default::default() };
+        let (lr, wd) = (0.7, 0.05);
+        let (w, b) = fit(&xt, &yt, 3, &[(lr, wd)], &cfg); // [2, 3], [3]
+        let got =
+            Vec::<f64>::try_from(Tensor::cat(&[w.flatten(0, -1), b], 0).to_kind(Kind::Double))
+                .unwrap();
+        let want = sgd_reference(&x, &y, lr, wd, 3);
+        // The first step by hand: p = ⅓ everywhere, so b moves by −1.9 · 0.7 · mean(p − onehot).
+        let first = sgd_reference(&x, &y, lr, wd, 1);
+        let b0 = -1.9 * 0.7 * (1.0 / 3.0 - 1.0 / 4.0); // class 0: one of four labels
+        assert!((first[6] - b0).abs() < 1e-12, "{} vs {b0}", first[6]);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() < 1e-5, "parameter {i}: {g} vs torch's rule {w}");
+        }
+    }
+
     #[test]
     fn labels_that_ignore_the_features_score_near_chance() {
-        let _rng = GLOBAL_RNG.lock().unwrap_or_else(|e| e.into_inner());
         // Labels independent of x: held-out accuracy cannot beat chance (1/2) by much.
-        tch::manual_seed(3);
+        let _rng = seed_global_rng(3);
         let x = Tensor::randn([2000, 4], (Kind::Float, Device::Cpu));
         let y = Tensor::randint(2, [2000], (Kind::Int64, Device::Cpu));
         let (qx, qy) = (
