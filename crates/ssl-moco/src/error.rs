@@ -20,6 +20,17 @@ pub enum MocoError {
         /// The queue's feature dimension.
         dim: i64,
     },
+    /// The closure that builds a momentum encoder's network failed.
+    #[error("building the momentum encoder's network: {0}")]
+    Build(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A target variable has no online variable to follow.
+    #[error("momentum encoder variable {name}: {reason}")]
+    Pairing {
+        /// The variable's name, for example `backbone.conv1.weight`.
+        name: String,
+        /// What did not match.
+        reason: String,
+    },
     /// An error raised by libtorch.
     #[error(transparent)]
     Tch(#[from] tch::TchError),

@@ -56,3 +56,9 @@ pub(crate) fn batch_norm1d(p: nn::Path, c: i64) -> nn::BatchNorm {
     let cfg = nn::BatchNormConfig { ws_init: Init::Const(1.0), ..Default::default() };
     nn::batch_norm1d(p, c, cfg)
 }
+
+/// One-dimensional BatchNorm without a learnt scale and shift (`affine=False`): only the
+/// running statistics, as on SimSiam's and MoCo v3's projector outputs.
+pub(crate) fn batch_norm1d_plain(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm1d(p, c, nn::BatchNormConfig { affine: false, ..Default::default() })
+}

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ssl_aug::{Resize, ResizeConfig, ViewConfig};
-use ssl_loss::NtXentConfig;
-use ssl_models::{Precision, ResNetConfig};
+use ssl_models::{Precision, ProjectionHeadConfig, ResNetConfig};
 
 use crate::eval::{KnnConfig, LinearProbeConfig};
+pub use crate::methods::{MethodConfig, SimClrConfig, METHOD_NAMES};
 use crate::optim::OptimKind;
 use crate::{Result, TrainError};
 
@@ -23,12 +23,17 @@ pub struct Config {
     pub seed: u64,
     /// Where the images come from and how they are batched.
     pub data: DataConfig,
-    /// The augmentations of each view (both views use the same settings, fresh draws).
+    /// The augmentations of each view (every view uses these settings with its own draws,
+    /// unless `augment_view2` sets the second view's).
     pub augment: ViewConfig,
-    /// The encoder.
+    /// The second view's augmentations when they differ from the first's (BYOL's asymmetric
+    /// blur and solarize); absent or `null`: `augment`.
+    #[serde(default)]
+    pub augment_view2: Option<ViewConfig>,
+    /// The backbone every method trains.
     pub model: ModelConfig,
-    /// NT-Xent's settings.
-    pub loss: NtXentConfig,
+    /// The method and its own keys (heads, loss, momentum, queue).
+    pub method: MethodConfig,
     /// The optimiser.
     pub optim: OptimConfig,
     /// How long to train.
@@ -53,14 +58,63 @@ pub struct DataConfig {
     pub prefetch: usize,
 }
 
-/// Encoder settings: backbone f and projection head g, z = g(f(x)).
+/// The backbone f, whose pooled features evaluation scores; the heads are the method's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The ResNet backbone.
     pub backbone: ResNetConfig,
-    /// The projection head.
-    pub projection: ProjectionConfig,
+}
+
+/// An MLP head of a method (its input width is what feeds it: the backbone's features for a
+/// projector, the projection for a predictor): `num_layers` linear layers, each hidden one
+/// followed by (optional) BatchNorm and ReLU, the last optionally by BatchNorm without affine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadConfig {
+    /// Width of every hidden layer.
+    pub hidden_dim: i64,
+    /// Output width.
+    pub output_dim: i64,
+    /// Linear layers in total (1: a linear map).
+    pub num_layers: i64,
+    /// BatchNorm after each hidden linear layer.
+    pub batch_norm: bool,
+    /// BatchNorm without affine parameters after the output layer (SimSiam's projector).
+    #[serde(default)]
+    pub output_batch_norm: bool,
+}
+
+impl HeadConfig {
+    /// The head as ssl-models builds it; `input_dim` is set by whoever knows the input.
+    pub fn projection(&self) -> ProjectionHeadConfig {
+        ProjectionHeadConfig {
+            input_dim: 1,
+            output_batch_norm: self.output_batch_norm,
+            ..ProjectionHeadConfig::mlp(
+                1,
+                self.hidden_dim,
+                self.output_dim,
+                self.num_layers,
+                self.batch_norm,
+            )
+        }
+    }
+
+    /// Checks the sizes; errors name `key` (for example `method.predictor`).
+    ///
+    /// # Errors
+    /// [`TrainError::Invalid`] when a size is below 1.
+    pub fn validate(&self, key: &str) -> Result<()> {
+        if self.hidden_dim < 1 || self.output_dim < 1 || self.num_layers < 1 {
+            return Err(TrainError::Invalid {
+                field: key.into(),
+                value: format!("{self:?}"),
+                reason: "hidden_dim, output_dim and num_layers must be ≥ 1".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Projection head sizes; its input is the backbone's feature dimension.
@@ -196,6 +250,11 @@ impl TrainConfig {
 }
 
 impl Config {
+    /// The second view's augmentations: `augment_view2`, or `augment`.
+    pub fn view2(&self) -> &ViewConfig {
+        self.augment_view2.as_ref().unwrap_or(&self.augment)
+    }
+
     /// Checks every value that parses but is out of range.
     ///
     /// # Errors
@@ -257,10 +316,6 @@ impl Config {
                 return invalid("train.budget_minutes", m.to_string(), "must be a number > 0");
             }
         }
-        let p = &self.model.projection;
-        if p.hidden_dim < 1 || p.output_dim < 1 {
-            return invalid("model.projection", format!("{p:?}"), "sizes must be ≥ 1");
-        }
         let e = &self.eval;
         if e.knn.k < 1 || e.knn.temperature.is_nan() || e.knn.temperature <= 0.0 {
             return invalid("eval.knn", format!("{:?}", e.knn), "needs k ≥ 1 and temperature > 0");
@@ -300,8 +355,11 @@ impl Config {
             return invalid("checkpoint.every_steps", "0".into(), "must be ≥ 1 or null");
         }
         self.augment.build()?;
+        if let Some(v) = &self.augment_view2 {
+            v.build()?;
+        }
         self.model.backbone.validate()?;
-        self.loss.build()?;
+        self.method.validate()?;
         Ok(())
     }
 }
@@ -393,7 +451,7 @@ mod tests {
         assert!(err.contains("data.batch_size"), "{err}");
         let err = parse(BASE, &["optim.momentum=1.5"]).unwrap_err().to_string();
         assert!(err.contains("optim.momentum = 1.5"), "{err}");
-        let err = parse(BASE, &["loss.temperature=0"]).unwrap_err().to_string();
+        let err = parse(BASE, &["method.loss.temperature=0"]).unwrap_err().to_string();
         assert!(err.contains("temperature"), "{err}");
         let err = parse(BASE, &["model.backbone.width=0"]).unwrap_err().to_string();
         assert!(err.contains("width"), "{err}");

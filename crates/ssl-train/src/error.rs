@@ -57,6 +57,9 @@ pub enum TrainError {
     /// An error from ssl-loss.
     #[error(transparent)]
     Loss(#[from] ssl_loss::LossError),
+    /// An error from ssl-moco.
+    #[error(transparent)]
+    Moco(#[from] ssl_moco::MocoError),
     /// An error from ssl-aug.
     #[error(transparent)]
     Aug(#[from] ssl_aug::AugError),

@@ -10,7 +10,8 @@ use tch::{Device, Tensor};
 use crate::eval::{
     extract_features, knn_top1, linear_probe, pixels_as_features, LinearProbeReport,
 };
-use crate::{Config, Result, SimClr};
+use crate::method::Method;
+use crate::{Config, Result};
 
 /// Fashion-MNIST's classes.
 pub(crate) const CLASSES: i64 = 10;
@@ -23,7 +24,7 @@ pub(crate) fn held_out_len(n: i64, fraction: f64) -> i64 {
 
 /// Sets `cfg.eval.precision` on `model`'s backbone, resolved for this machine by the training
 /// rule ([`ssl_models::Precision::resolve`]), and says why.
-pub fn set_eval_precision(model: &mut SimClr, cfg: &Config) -> String {
+pub fn set_eval_precision(model: &mut dyn Method, cfg: &Config) -> String {
     model.backbone_mut().set_precision(cfg.eval.precision).reason
 }
 

@@ -1,7 +1,8 @@
 //! Self-supervised methods composed from the ssl-* crates, their YAML configs and the `ssl` CLI.
 //!
 //! - [`Config`]: the whole run as one validated YAML document ([`config::load`]).
-//! - [`SimClr`]: SimCLR's encoder (ResNet + projection head) and its NT-Xent step.
+//! - [`Method`]: what a method tells the trainer (views, step, hooks, backbone); [`SimClr`]
+//!   implements it, and so can a user's own method ([`train_with`]).
 //! - [`train`]: the pre-training loop with progress, per-step metrics and the kNN monitor; its
 //!   length in epochs, steps or a wall-clock budget ([`steps_within_budget`]).
 //! - [`evaluate::EvalData`]: kNN and linear probe of a frozen backbone, and the baselines, on
@@ -10,11 +11,16 @@
 //! Nothing depends on this crate; it is where the leaf crates meet. See ARCHITECTURE.md.
 
 mod budget;
+mod byol;
 pub mod config;
+mod encoder;
 mod error;
 pub mod eval;
 pub mod evaluate;
 pub mod malloc;
+mod method;
+mod methods;
+mod moco;
 mod monitor;
 mod optim;
 mod plot;
@@ -22,15 +28,24 @@ mod progress;
 pub mod run_dir;
 mod schedule;
 mod simclr;
+mod simsiam;
 mod trainer;
 
 pub use budget::{steps_within_budget, BudgetInputs};
+pub use byol::{Byol, ByolConfig};
 pub use config::Config;
+pub use encoder::Encoder;
 pub use error::{Result, TrainError};
 pub use evaluate::{set_eval_precision, Scores, Summary};
+pub use method::{LrGroup, Method, StepContext, StepOutput};
+pub use moco::{Moco, MocoConfig};
 pub use optim::{OptimKind, Optimizer};
 pub use plot::plot_curves;
 pub use run_dir::RunDir;
 pub use schedule::warmup_cosine;
 pub use simclr::SimClr;
-pub use trainer::{build_model, held_out, train, BudgetReport, EpochMetrics, StepMetrics, Trained};
+pub use simsiam::{SimSiam, SimSiamConfig};
+pub use trainer::{
+    build_model, held_out, train, train_with, BudgetReport, BuildMethod, EpochMetrics, StepMetrics,
+    Trained,
+};

@@ -91,13 +91,13 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     );
 
     let eval_start = Instant::now();
-    let why = set_eval_precision(&mut trained.model, &cfg);
+    let why = set_eval_precision(trained.model.as_mut(), &cfg);
     println!("evaluation precision: {why}");
     let data = EvalData::load(&cfg)?;
     let simclr = data.score_network(trained.model.backbone(), &cfg, device);
     let (random, raw) = if cfg.eval.baselines {
         let (_vs, mut fresh) = build_model(&cfg, device)?;
-        set_eval_precision(&mut fresh, &cfg);
+        set_eval_precision(fresh.as_mut(), &cfg);
         (Some(data.score_network(fresh.backbone(), &cfg, device)), Some(data.score_pixels(&cfg)))
     } else {
         (None, None)
@@ -147,7 +147,7 @@ fn eval(checkpoint: &Path, overrides: &[String], validation: bool) -> Result<()>
     let device = Device::cuda_if_available();
     let (mut vs, mut model) = build_model(&cfg, device)?;
     vs.load(checkpoint).with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
-    let why = set_eval_precision(&mut model, &cfg);
+    let why = set_eval_precision(model.as_mut(), &cfg);
     println!("evaluation precision: {why}");
     let mut data = EvalData::load(&cfg)?;
     if validation && !cfg.eval.validation {

@@ -4,11 +4,12 @@
 use std::time::Instant;
 
 use ssl_data::IdxImages;
+use ssl_models::ResNet;
 use tch::{Device, Tensor};
 
 use crate::eval::{extract_features, knn_top1};
 use crate::evaluate::CLASSES;
-use crate::{Config, Result, SimClr, TrainError};
+use crate::{Config, Result, TrainError};
 
 /// A fixed memory bank and fixed queries, both training images with their labels.
 #[derive(Debug)]
@@ -50,11 +51,9 @@ impl Monitor {
         }))
     }
 
-    /// kNN top-1 of the queries against the bank through `model`'s backbone, and the seconds
-    /// it took.
-    pub(crate) fn score(&self, model: &SimClr, cfg: &Config, device: Device) -> (f64, f64) {
+    /// kNN top-1 of the queries against the bank through `backbone`, and the seconds it took.
+    pub(crate) fn score(&self, backbone: &ResNet, cfg: &Config, device: Device) -> (f64, f64) {
         let start = Instant::now();
-        let backbone = model.backbone();
         let resize = cfg.eval.resize_op();
         let bank = extract_features(backbone, &self.bank, 1024, resize.as_ref(), device);
         let queries = extract_features(backbone, &self.queries, 1024, resize.as_ref(), device);

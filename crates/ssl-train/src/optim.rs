@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
+use crate::method::LrGroup;
+
 /// Which update rule [`Optimizer`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,10 +19,13 @@ pub enum OptimKind {
 /// One trainable variable and its momentum buffer.
 #[derive(Debug)]
 struct Slot {
+    name: String,
     var: Tensor,
     velocity: Tensor,
     /// Weight decay and (for LARS) the trust ratio apply: tensors of rank ≥ 2.
     adapt: bool,
+    /// A learning rate used at every step instead of the scheduled one.
+    fixed_lr: Option<f64>,
 }
 
 /// SGD with momentum, or LARS (You, Gitman, Ginsburg 2017, <https://arxiv.org/abs/1708.03888>,
@@ -54,9 +59,24 @@ impl Optimizer {
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let slots = named
             .into_iter()
-            .map(|(_, var)| Slot { velocity: var.zeros_like(), adapt: var.dim() >= 2, var })
+            .map(|(name, var)| Slot {
+                name,
+                velocity: var.zeros_like(),
+                adapt: var.dim() >= 2,
+                var,
+                fixed_lr: None,
+            })
             .collect();
         Self { slots, kind, momentum, weight_decay, trust_coefficient }
+    }
+
+    /// Gives the variables that `group` puts in [`LrGroup::Fixed`] the learning rate `peak` at
+    /// every step (SimSiam's predictor); the others follow the `lr` passed to each step.
+    pub fn with_lr_groups(mut self, group: impl Fn(&str) -> LrGroup, peak: f64) -> Self {
+        for s in &mut self.slots {
+            s.fixed_lr = (group(&s.name) == LrGroup::Fixed).then_some(peak);
+        }
+        self
     }
 
     /// Clears every gradient.
@@ -100,7 +120,7 @@ impl Optimizer {
                 s.velocity *= self.momentum;
                 s.velocity += &g;
                 let mut var = s.var.shallow_clone();
-                var -= &s.velocity * lr;
+                var -= &s.velocity * s.fixed_lr.unwrap_or(lr);
             }
         });
     }

@@ -1,6 +1,7 @@
-//! The pre-training loop: views, forward, NT-Xent, LARS step, metrics, kNN monitor, and the
-//! run's length (epochs, steps, or a wall-clock budget turned into steps).
+//! The pre-training loop of any [`Method`]: views, the method's step, the optimiser, metrics,
+//! kNN monitor, and the run's length (epochs, steps, or a wall-clock budget turned into steps).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,17 +10,18 @@ use ssl_aug::{aug_rng, Aug};
 use ssl_data::{IdxImages, Loader, LoaderConfig, Split, Subset};
 use ssl_models::CpuFeatures;
 use tch::nn::VarStore;
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 use crate::budget::{steps_within_budget, BudgetInputs};
 use crate::config::Length;
 use crate::evaluate::held_out_len;
+use crate::method::{Method, StepContext};
 use crate::monitor::Monitor;
 use crate::optim::Optimizer;
 use crate::progress::{clock, Progress};
 use crate::run_dir::RunDir;
 use crate::schedule::warmup_cosine;
-use crate::{Config, Result, SimClr, TrainError};
+use crate::{Config, Result, TrainError};
 
 /// A budgeted run times its steps from this step on (the first ones create oneDNN's kernels and
 /// the allocator's pools, and are slower).
@@ -39,12 +41,15 @@ pub struct StepMetrics {
     pub step: u64,
     /// Epoch, from 0.
     pub epoch: u64,
-    /// NT-Xent of the step's batch.
+    /// The method's loss on the step's batch.
     pub loss: f64,
     /// Learning rate of the step.
     pub lr: f64,
     /// Source images per second since the epoch started.
     pub images_per_second: f64,
+    /// The method's extra scalars ([`crate::StepOutput::logs`]), by name.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, f64>,
 }
 
 /// What one epoch measured.
@@ -76,10 +81,10 @@ pub struct BudgetReport {
 /// A trained encoder and what training measured.
 #[derive(Debug)]
 pub struct Trained {
-    /// The variables (`backbone.*`, `head.*`).
+    /// The method's trainable variables (`backbone.*`, `head.*`, ...).
     pub vs: VarStore,
-    /// The model built on them.
-    pub model: SimClr,
+    /// The method built on them.
+    pub model: Box<dyn Method>,
     /// The config as run: precision resolved, and a budget replaced by its `train.steps`.
     pub config: Config,
     /// Why the backbone computes in the precision it does.
@@ -100,12 +105,31 @@ pub struct Trained {
     pub data_wait_seconds: f64,
 }
 
-/// The model of `cfg`, with libtorch's generator seeded from `cfg.seed` first (weights are
-/// drawn from it), on `device`.
-pub fn build_model(cfg: &Config, device: Device) -> Result<(VarStore, SimClr)> {
+/// Builds a method's variables in a [`VarStore`] (for [`train_with`]).
+pub type BuildMethod<'a> = dyn FnOnce(&VarStore, &Config) -> Result<Box<dyn Method>> + 'a;
+
+/// The method of `cfg` on `device`, with libtorch's generator seeded from `cfg.seed` first
+/// (weights are drawn from it).
+///
+/// # Errors
+/// The method's config errors.
+pub fn build_model(cfg: &Config, device: Device) -> Result<(VarStore, Box<dyn Method>)> {
+    build_seeded(cfg, device, Box::new(default_method))
+}
+
+/// The method `cfg` names.
+fn default_method(vs: &VarStore, cfg: &Config) -> Result<Box<dyn Method>> {
+    cfg.method.build(vs, cfg)
+}
+
+fn build_seeded(
+    cfg: &Config,
+    device: Device,
+    build: Box<BuildMethod<'_>>,
+) -> Result<(VarStore, Box<dyn Method>)> {
     tch::manual_seed(cfg.seed as i64);
     let vs = VarStore::new(device);
-    let model = SimClr::new(&vs.root(), cfg)?;
+    let model = build(&vs, cfg)?;
     Ok((vs, model))
 }
 
@@ -130,6 +154,20 @@ pub fn held_out(cfg: &Config, train_images: usize) -> usize {
 /// Data, model and loss errors, each naming its file or field; a budget too small for the
 /// warm-up; run-directory I/O errors.
 pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
+    train_with(cfg, run, Box::new(default_method))
+}
+
+/// As [`train`], for the method `build` makes (a user's own [`Method`], for example): the
+/// generator is seeded from `cfg.seed` before `build` runs, and the loop, monitors, length
+/// and run directory are the same as for the shipped methods.
+///
+/// # Errors
+/// As [`train`], and `build`'s errors.
+pub fn train_with(
+    cfg: &Config,
+    run: Option<&RunDir>,
+    build: Box<BuildMethod<'_>>,
+) -> Result<Trained> {
     cfg.validate()?;
     let device = Device::cuda_if_available();
     let choice = cfg.model.backbone.precision.resolve(device, &CpuFeatures::detect());
@@ -147,10 +185,10 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
     let n = train_set.len();
     let pretrain = Subset::new(Arc::clone(&train_set), 0..n - held_out(&cfg, n))?;
     let monitor = Monitor::new(&cfg, &train_set)?;
-    let (vs, model) = build_model(&cfg, device)?;
-    let views = cfg.augment.build()?;
+    let (vs, mut model) = build_seeded(&cfg, device, build)?;
     let o = cfg.optim;
-    let mut opt = Optimizer::new(&vs, o.kind, o.momentum, o.weight_decay, o.trust_coefficient);
+    let mut opt = Optimizer::new(&vs, o.kind, o.momentum, o.weight_decay, o.trust_coefficient)
+        .with_lr_groups(|name| model.lr_group(name), o.lr);
     let loader = Loader::new(
         Arc::new(pretrain),
         LoaderConfig {
@@ -192,7 +230,7 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
     if let (Length::Budget(_), Some(m)) = (length, &monitor) {
         if warmup < per_epoch {
             // No epoch ends before the length is fixed: time one pass now.
-            let (acc, secs) = m.score(&model, &cfg, device);
+            let (acc, secs) = m.score(model.backbone(), &cfg, device);
             progress.println(&format!(
                 "kNN monitor before training: {:.2} % ({secs:.1} s)",
                 acc * 100.0
@@ -277,13 +315,17 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
                 break;
             }
             let x = batch.images.to_device(device).to_kind(Kind::Float) / 255.0; // [B, 1, H, W]
-            let v1 = views.forward(&x, &mut aug_rng(cfg.seed, &[epoch, i as u64, 0]));
-            let v2 = views.forward(&x, &mut aug_rng(cfg.seed, &[epoch, i as u64, 1]));
-            let loss = model.loss(&v1, &v2);
-            let lr = warmup_cosine(step, warmup, total.unwrap_or(u64::MAX), o.lr);
-            opt.backward_step(&loss, lr);
-            model.after_step();
-            let value = loss.double_value(&[]);
+            let views: Vec<Tensor> = (model.views().iter().enumerate())
+                .map(|(v, aug)| {
+                    aug.forward(&x, &mut aug_rng(cfg.seed, &[epoch, i as u64, v as u64]))
+                })
+                .collect(); // each [B, C, H', W']
+            let ctx = StepContext { step, total: total.unwrap_or(u64::MAX), epoch };
+            let out = model.step(&views, &ctx)?;
+            let lr = warmup_cosine(step, warmup, ctx.total, o.lr);
+            opt.backward_step(&out.loss, lr);
+            model.after_step(&ctx)?;
+            let value = out.loss.double_value(&[]);
             losses.push(value);
             let ips =
                 ((losses.len() - first) as i64 * b) as f64 / epoch_start.elapsed().as_secs_f64();
@@ -295,6 +337,7 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
                     loss: value,
                     lr,
                     images_per_second: ips,
+                    extra: out.logs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
                 })?;
                 if cfg.checkpoint.every_steps.is_some_and(|k| (step + 1).is_multiple_of(k)) {
                     run.save_checkpoint(&vs)?;
@@ -306,8 +349,9 @@ pub fn train(cfg: &Config, run: Option<&RunDir>) -> Result<Trained> {
         step_seconds += epoch_start.elapsed().as_secs_f64();
         let done = &losses[first..];
         let loss = done.iter().sum::<f64>() / done.len().max(1) as f64;
+        model.after_epoch(epoch)?;
         let knn_monitor = monitor.as_ref().map(|m| {
-            let (acc, secs) = m.score(&model, &cfg, device);
+            let (acc, secs) = m.score(model.backbone(), &cfg, device);
             (monitor_pass, monitor_spent) = (secs, monitor_spent + secs);
             progress.println(&format!(
                 "epoch {epoch}: loss {loss:.4}, kNN monitor {:.2} % ({secs:.1} s)",

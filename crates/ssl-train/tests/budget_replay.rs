@@ -20,8 +20,8 @@ fn tiny(extra: &[&str]) -> Config {
         format!("data.dir={}", data_dir()),
         "data.batch_size=16".into(),
         "model.backbone.width=4".into(),
-        "model.projection.hidden_dim=8".into(),
-        "model.projection.output_dim=8".into(),
+        "method.projection.hidden_dim=8".into(),
+        "method.projection.output_dim=8".into(),
         "eval.monitor_bank=0".into(),
         // 12 warm-up steps of the 3,750 an epoch has at batch 16.
         "optim.warmup_epochs=0.0032".into(),

@@ -18,8 +18,8 @@ fn two_steps_of_a_tiny_model_write_a_run_that_reloads() {
         format!("data.dir={dir}"),
         "data.batch_size=16".into(),
         "model.backbone.width=4".into(),
-        "model.projection.hidden_dim=8".into(),
-        "model.projection.output_dim=8".into(),
+        "method.projection.hidden_dim=8".into(),
+        "method.projection.output_dim=8".into(),
         "train.max_steps=2".into(),
         "eval.monitor_bank=0".into(),
         "checkpoint.every_steps=1".into(),
@@ -33,7 +33,10 @@ fn two_steps_of_a_tiny_model_write_a_run_that_reloads() {
     assert_eq!(trained.losses.len(), 2);
     // Cosines lie in [-1, 1], so each term is at most ln(1 + (2N - 2) e^{2/τ}) with 2N = 32 and
     // τ from the config, and at least 0.
-    let bound = (1.0 + 30.0 * (2.0 / cfg.loss.temperature).exp()).ln();
+    let ssl_train::config::MethodConfig::Simclr(simclr) = &cfg.method else {
+        panic!("the default config is SimCLR's")
+    };
+    let bound = (1.0 + 30.0 * (2.0 / simclr.loss.temperature).exp()).ln();
     for loss in &trained.losses {
         assert!(loss.is_finite() && *loss > 0.0 && *loss <= bound, "{loss}");
     }

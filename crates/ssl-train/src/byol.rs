@@ -1,0 +1,141 @@
+//! BYOL: an online network with a predictor regresses the EMA target's projection of the other
+//! view; no negatives.
+
+use serde::{Deserialize, Serialize};
+use ssl_aug::Compose;
+use ssl_loss::{l2_normalize, NegativeCosine, NegativeCosineConfig};
+use ssl_moco::{momentum_at, BufferRule, MomentumEncoder};
+use ssl_models::{ProjectionHead, ProjectionHeadConfig, ResNet};
+use tch::nn::{ModuleT, VarStore};
+use tch::Tensor;
+
+use crate::config::HeadConfig;
+use crate::encoder::Encoder;
+use crate::method::{Method, StepContext, StepOutput};
+use crate::{Config, Result, TrainError};
+
+/// BYOL's settings (`method: {name: byol, ...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByolConfig {
+    /// The projector g (paper: 4096 hidden with BatchNorm, 256 out).
+    pub projector: HeadConfig,
+    /// The predictor q, from the projection's width to the same width (paper: as the
+    /// projector).
+    pub predictor: HeadConfig,
+    /// τ_base, the target's EMA coefficient at step 0, raised to 1 by a cosine over the run
+    /// (paper: 0.996 for 1,000 epochs; its 40-epoch configs use 0.97: short runs want lower).
+    pub base_momentum: f64,
+}
+
+impl ByolConfig {
+    /// Checks every field; errors name `method.<field>`.
+    ///
+    /// # Errors
+    /// [`TrainError::Invalid`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        self.projector.validate("method.projector")?;
+        self.predictor.validate("method.predictor")?;
+        if self.predictor.output_dim != self.projector.output_dim {
+            return Err(TrainError::Invalid {
+                field: "method.predictor.output_dim".into(),
+                value: self.predictor.output_dim.to_string(),
+                reason: format!(
+                    "must equal method.projector.output_dim ({}): q(z) is compared with the \
+                     target's z",
+                    self.projector.output_dim
+                ),
+            });
+        }
+        if !(0.0..=1.0).contains(&self.base_momentum) {
+            return Err(TrainError::Invalid {
+                field: "method.base_momentum".into(),
+                value: self.base_momentum.to_string(),
+                reason: "must be in [0, 1]".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// BYOL on the backbone of `model.backbone`.
+///
+/// Paper: Grill et al., "Bootstrap Your Own Latent: A New Approach to Self-Supervised
+/// Learning", NeurIPS 2020, <https://arxiv.org/abs/2006.07733>, Sec. 3.1 and Eq. (2).
+///
+/// ```text
+/// online: z = g_θ(f_θ(v)), p = q_θ(z);   target: z' = g_ξ(f_ξ(v)) (no gradient)
+/// L = ‖p̂₁ − ẑ'₂‖² + ‖p̂₂ − ẑ'₁‖²          (L + L̃, the sum: NegativeCosineConfig::byol)
+/// after the step: ξ ← τ ξ + (1 − τ) θ,   τ = 1 − (1 − τ_base)(cos(πk/K) + 1)/2
+/// ```
+///
+/// The two views use their own augmentations (`augment` and `augment_view2`: BYOL's blur
+/// 1.0 / 0.1 and solarize 0 / 0.2). Logged: `momentum`, the τ of the step's update.
+#[derive(Debug)]
+pub struct Byol {
+    online: Encoder,
+    predictor: ProjectionHead,
+    target: MomentumEncoder<Encoder>,
+    loss: NegativeCosine,
+    cfg: ByolConfig,
+    views: [Compose; 2],
+}
+
+impl Byol {
+    /// Builds the online network in `vs` (`backbone.*`, `head.*`, `predictor.*`) and the target.
+    ///
+    /// # Errors
+    /// Config errors naming the field, and the parts' errors.
+    pub fn new(vs: &VarStore, cfg: &Config, byol: &ByolConfig) -> Result<Self> {
+        byol.validate()?;
+        let head = byol.projector.projection();
+        let build = |p: &tch::nn::Path| Encoder::new(p, &cfg.model.backbone, &head);
+        let online = build(&vs.root())?;
+        let predictor_cfg =
+            ProjectionHeadConfig { input_dim: head.output_dim, ..byol.predictor.projection() };
+        let predictor = ProjectionHead::new(&(vs.root() / "predictor"), &predictor_cfg)?;
+        let target = MomentumEncoder::new(vs, BufferRule::Own, build)?;
+        let loss = NegativeCosineConfig::byol().build()?;
+        let views = [cfg.augment.build()?, cfg.view2().build()?];
+        Ok(Self { online, predictor, target, loss, cfg: *byol, views })
+    }
+
+    /// τ at `step` of a `total`-step run.
+    fn momentum(&self, step: u64, total: u64) -> f64 {
+        momentum_at(step, total, self.cfg.base_momentum, 1.0)
+    }
+}
+
+impl Method for Byol {
+    fn views(&self) -> &[Compose] {
+        &self.views
+    }
+
+    fn step(&mut self, views: &[Tensor], ctx: &StepContext) -> Result<StepOutput> {
+        let z1 = self.online.forward_t(&views[0], true); // [N, D]
+        let z2 = self.online.forward_t(&views[1], true);
+        let p1 = self.predictor.forward_t(&z1, true);
+        let p2 = self.predictor.forward_t(&z2, true);
+        let t1 = self.target.forward_t(&views[0], true); // [N, D], no gradient
+        let t2 = self.target.forward_t(&views[1], true);
+        let loss = self.loss.f_forward_symmetric(&p1, &t1, &p2, &t2)?;
+        Ok(StepOutput {
+            loss,
+            embeddings: Some(l2_normalize(&z1.detach(), 1e-12)),
+            logs: vec![("momentum", self.momentum(ctx.step, ctx.total))],
+        })
+    }
+
+    fn after_step(&mut self, ctx: &StepContext) -> Result<()> {
+        self.target.update(self.momentum(ctx.step, ctx.total))?;
+        Ok(())
+    }
+
+    fn backbone(&self) -> &ResNet {
+        self.online.backbone()
+    }
+
+    fn backbone_mut(&mut self) -> &mut ResNet {
+        self.online.backbone_mut()
+    }
+}

@@ -1,0 +1,94 @@
+//! The `Method` trait: what a self-supervised method tells the trainer, and nothing more.
+
+use std::fmt::Debug;
+
+use ssl_aug::Compose;
+use ssl_models::ResNet;
+use tch::Tensor;
+
+use crate::Result;
+
+/// Where the trainer is when it calls a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepContext {
+    /// The optimiser step, from 0.
+    pub step: u64,
+    /// The run's length in steps (known once a budget is resolved; `u64::MAX` before).
+    pub total: u64,
+    /// The epoch, from 0.
+    pub epoch: u64,
+}
+
+/// What one step of a method computed.
+#[derive(Debug)]
+pub struct StepOutput {
+    /// The loss to minimise, a 0-dim tensor with a graph into the method's trainable variables.
+    pub loss: Tensor,
+    /// The embeddings the collapse monitor reads (`[N, D]`, detached; the projections of the
+    /// first view), or `None`.
+    pub embeddings: Option<Tensor>,
+    /// Named extra scalars to log beside the loss (for example `momentum`).
+    pub logs: Vec<(&'static str, f64)>,
+}
+
+/// How the optimiser treats a trainable variable's learning rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LrGroup {
+    /// The run's warm-up and cosine schedule.
+    Scheduled,
+    /// The peak learning rate at every step (SimSiam's predictor, Chen & He 2021, Sec. 4.2).
+    Fixed,
+}
+
+/// A self-supervised method as the trainer drives it: the trainer owns the data, the
+/// augmentation seeds, the optimiser and its schedule, the monitors, checkpoints and
+/// evaluation, and knows no method by name.
+///
+/// One step, in the trainer's order: for each view `v`, `views()[v]` augments the batch with
+/// the stream `aug_rng(seed, [epoch, batch, v])`; [`Method::step`] returns the loss; the
+/// optimiser steps on the gradients of the method's trainable variables (biases and BatchNorm
+/// are never decayed or LARS-adapted; [`Method::lr_group`] picks each variable's schedule);
+/// then [`Method::after_step`] (EMA update, enqueue). [`Method::after_epoch`] runs after each
+/// epoch, before the monitors.
+///
+/// The trait is object-safe: the trainer holds a `Box<dyn Method>` chosen at run time from
+/// the YAML, and a user's own method (see `examples/custom_method.rs`) is driven by the same
+/// loop. One virtual call per step costs nothing next to a forward pass.
+pub trait Method: Debug {
+    /// The augmentation pipeline of each view; their number is the number of views.
+    fn views(&self) -> &[Compose];
+
+    /// The loss of one step from the augmented views (`[N, C, H, W]` each, in `views()`'s
+    /// order), in training mode.
+    ///
+    /// # Errors
+    /// Shape or queue errors of the method's parts.
+    fn step(&mut self, views: &[Tensor], ctx: &StepContext) -> Result<StepOutput>;
+
+    /// Runs after each optimiser step: momentum-encoder updates, enqueues, clamps.
+    ///
+    /// # Errors
+    /// The parts' errors.
+    fn after_step(&mut self, _ctx: &StepContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs after each epoch (for example to reset per-epoch state).
+    ///
+    /// # Errors
+    /// The parts' errors.
+    fn after_epoch(&mut self, _epoch: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// The backbone f whose pooled features the monitors and evaluation use.
+    fn backbone(&self) -> &ResNet;
+
+    /// The backbone, to switch its precision for evaluation.
+    fn backbone_mut(&mut self) -> &mut ResNet;
+
+    /// The learning-rate treatment of the trainable variable `name` (its `VarStore` path).
+    fn lr_group(&self, _name: &str) -> LrGroup {
+        LrGroup::Scheduled
+    }
+}
