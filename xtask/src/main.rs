@@ -31,10 +31,15 @@ struct Cli {
 enum Command {
     /// Find or install libtorch and Fashion-MNIST and write `.cargo/libtorch.toml`.
     Setup(SetupArgs),
-    /// Set up, then run the main job (SimCLR pre-training on Fashion-MNIST, then evaluation).
+    /// Set up, then run the main job (SimCLR pre-training on Fashion-MNIST, then evaluation),
+    /// or any config as the main job runs it.
     Run {
         #[command(flatten)]
         setup: SetupArgs,
+        /// The config to run (default: crates/ssl-train/configs/simclr-fmnist.yaml), for
+        /// example crates/ssl-train/configs/byol-fmnist.yaml.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Extra arguments passed to `ssl train` (for example `--set train.max_steps=20`).
         #[arg(last = true)]
         extra: Vec<String>,
@@ -81,9 +86,9 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Setup(args) => setup::run(&args).map(|_| ()),
-        Command::Run { setup, extra } => {
+        Command::Run { setup, config, extra } => {
             let env = setup::run(&setup)?;
-            ci::main_job(&env, &extra)
+            ci::main_job(&env, config.as_deref(), &extra)
         }
         Command::Test { setup, extra } => {
             setup::run(&setup)?;

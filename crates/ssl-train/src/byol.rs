@@ -112,7 +112,7 @@ impl Method for Byol {
     }
 
     fn step(&mut self, views: &[Tensor], ctx: &StepContext) -> Result<StepOutput> {
-        let z1 = self.online.forward_t(&views[0], true); // [N, D]
+        let (h1, z1) = self.online.features_and_projection(&views[0], true); // [N, F], [N, D]
         let z2 = self.online.forward_t(&views[1], true);
         let p1 = self.predictor.forward_t(&z1, true);
         let p2 = self.predictor.forward_t(&z2, true);
@@ -122,6 +122,7 @@ impl Method for Byol {
         Ok(StepOutput {
             loss,
             embeddings: Some(l2_normalize(&z1.detach(), 1e-12)),
+            features: Some(h1.detach()),
             logs: vec![("momentum", self.momentum(ctx.step, ctx.total))],
         })
     }

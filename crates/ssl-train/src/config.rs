@@ -160,6 +160,11 @@ pub struct EvalConfig {
     /// The last this many training images (held out of the bank) are the monitor's queries;
     /// the test set is never read during training.
     pub monitor_queries: i64,
+    /// Train a linear classifier on the detached backbone features of each step's first view,
+    /// beside pre-training, and score it on the monitor's queries each epoch (solo-learn's
+    /// online linear probe; default true). It never changes the encoder.
+    #[serde(default = "yes")]
+    pub online_probe: bool,
     /// Also evaluate the randomly initialised network and raw pixels, the baselines.
     pub baselines: bool,
     /// The number format of evaluation's forward passes: `auto` (the default) applies the
@@ -176,6 +181,10 @@ pub struct EvalConfig {
     /// are never resized.
     #[serde(default)]
     pub resize: Option<ResizeConfig>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl EvalConfig {

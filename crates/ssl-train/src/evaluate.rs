@@ -44,10 +44,25 @@ pub struct Scores {
 /// `summary.json`: the figures of a run under stable keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
-    /// SimCLR kNN-200 top-1.
+    /// The method that trained (`method.name`).
+    #[serde(default)]
+    pub method: String,
+    /// Its name as papers write it (`MoCo v2`).
+    #[serde(default)]
+    pub method_title: String,
+    /// The trained network's kNN-200 top-1.
     pub knn_top1: f64,
-    /// SimCLR linear-probe top-1.
+    /// The trained network's linear-probe top-1.
     pub linear_top1: f64,
+    /// The online linear probe's top-1 on the monitor's held-out queries, last epoch.
+    #[serde(default)]
+    pub online_linear_top1: Option<f64>,
+    /// Per-dimension std of the unit embeddings, last epoch (healthy ≈ 1/√d).
+    #[serde(default)]
+    pub embedding_std: Option<f64>,
+    /// Effective rank of the embeddings (RankMe), last epoch.
+    #[serde(default)]
+    pub rankme: Option<f64>,
     /// kNN-200 top-1 of the randomly initialised network (same architecture and seed).
     pub random_init_knn_top1: Option<f64>,
     /// Linear-probe top-1 of the randomly initialised network.
@@ -81,7 +96,7 @@ pub struct Summary {
     pub epochs: Vec<crate::EpochMetrics>,
     /// Optimiser steps taken.
     pub steps: u64,
-    /// The SimCLR linear probe's details.
+    /// The linear probe's details.
     pub linear: LinearProbeReport,
 }
 

@@ -12,6 +12,7 @@
 
 mod budget;
 mod byol;
+mod collapse;
 pub mod config;
 mod encoder;
 mod error;
@@ -22,6 +23,7 @@ mod method;
 mod methods;
 mod moco;
 mod monitor;
+mod online_probe;
 mod optim;
 mod plot;
 mod progress;
@@ -33,12 +35,14 @@ mod trainer;
 
 pub use budget::{steps_within_budget, BudgetInputs};
 pub use byol::{Byol, ByolConfig};
+pub use collapse::CollapseStats;
 pub use config::Config;
 pub use encoder::Encoder;
 pub use error::{Result, TrainError};
 pub use evaluate::{set_eval_precision, Scores, Summary};
 pub use method::{LrGroup, Method, StepContext, StepOutput};
 pub use moco::{Moco, MocoConfig};
+pub use online_probe::OnlineProbe;
 pub use optim::{OptimKind, Optimizer};
 pub use plot::plot_curves;
 pub use run_dir::RunDir;

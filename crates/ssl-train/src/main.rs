@@ -102,14 +102,20 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     } else {
         (None, None)
     };
-    let mut eval_row_seconds = vec![("simclr".to_string(), simclr.seconds)];
+    let mut eval_row_seconds = vec![(cfg.method.name().to_string(), simclr.seconds)];
     if let (Some(r), Some(p)) = (&random, &raw) {
         eval_row_seconds.push(("random_init".into(), r.seconds));
         eval_row_seconds.push(("raw_pixels".into(), p.seconds));
     }
+    let last = trained.epochs.last();
     let summary = Summary {
+        method: cfg.method.name().to_owned(),
+        method_title: cfg.method.title().to_owned(),
         knn_top1: simclr.knn_top1,
         linear_top1: simclr.linear_top1,
+        online_linear_top1: last.and_then(|e| e.online_linear),
+        embedding_std: last.and_then(|e| e.embedding_std),
+        rankme: last.and_then(|e| e.rankme),
         random_init_knn_top1: random.as_ref().map(|s| s.knn_top1),
         random_init_linear_top1: random.as_ref().map(|s| s.linear_top1),
         raw_pixel_knn_top1: raw.as_ref().map(|s| s.knn_top1),
@@ -185,7 +191,7 @@ fn print_table(simclr: &Scores, random: Option<&Scores>, raw: Option<&Scores>, s
     if s.validation {
         println!("(scored on held-out training images, not the test set)");
     }
-    row("SimCLR (ours)", simclr);
+    row(&format!("{} (ours)", s.method_title), simclr);
     if let Some(r) = random {
         row("random init (floor)", r);
     }
@@ -199,6 +205,7 @@ fn print_table(simclr: &Scores, random: Option<&Scores>, raw: Option<&Scores>, s
     );
     println!(
         "linear probe: lr and weight decay chosen on a held-out 10 % of the training set, never \
-         on the test set; no label was used in pre-training"
+         on the test set; no label reached the encoder in pre-training (the online probe reads \
+         them on detached features)"
     );
 }

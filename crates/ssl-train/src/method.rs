@@ -27,6 +27,9 @@ pub struct StepOutput {
     /// The embeddings the collapse monitor reads (`[N, D]`, detached; the projections of the
     /// first view), or `None`.
     pub embeddings: Option<Tensor>,
+    /// The backbone features of the first view (`[N, F]`, detached), which the online linear
+    /// probe trains on, or `None`.
+    pub features: Option<Tensor>,
     /// Named extra scalars to log beside the loss (for example `momentum`).
     pub logs: Vec<(&'static str, f64)>,
 }

@@ -59,6 +59,17 @@ impl MethodConfig {
         }
     }
 
+    /// The method's name as its paper writes it.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Self::Simclr(_) => "SimCLR",
+            Self::Mocov1(_) => "MoCo v1",
+            Self::Mocov2(_) => "MoCo v2",
+            Self::Byol(_) => "BYOL",
+            Self::Simsiam(_) => "SimSiam",
+        }
+    }
+
     /// Checks the method's keys without allocating tensors.
     ///
     /// # Errors

@@ -152,7 +152,7 @@ impl Method for Moco {
 
     fn step(&mut self, views: &[Tensor], _ctx: &StepContext) -> Result<StepOutput> {
         let negatives = self.queue.negatives(); // [K, D], this step's, before any enqueue
-        let q1 = self.encoder.forward_t(&views[0], true); // [N, D]
+        let (h1, q1) = self.encoder.features_and_projection(&views[0], true); // [N, F], [N, D]
         let k2 = self.keys(&views[1]);
         let mut loss = self.loss.f_forward_with_negatives(&q1, &k2, &negatives)?;
         let mut keys = k2;
@@ -167,6 +167,7 @@ impl Method for Moco {
         let mi = mi_lower_bound(loss.double_value(&[]), k_used);
         Ok(StepOutput {
             embeddings: Some(l2_normalize(&q1.detach(), 1e-12)),
+            features: Some(h1.detach()),
             loss,
             logs: vec![("mi_bound", mi)],
         })

@@ -51,14 +51,25 @@ impl Monitor {
         }))
     }
 
-    /// kNN top-1 of the queries against the bank through `backbone`, and the seconds it took.
-    pub(crate) fn score(&self, backbone: &ResNet, cfg: &Config, device: Device) -> (f64, f64) {
+    /// The queries' labels (`[q]`).
+    pub(crate) fn query_labels(&self) -> &Tensor {
+        &self.query_labels
+    }
+
+    /// kNN top-1 of the queries against the bank through `backbone`, the seconds it took, and
+    /// the queries' features (`[q, F]`, for the online probe).
+    pub(crate) fn score(
+        &self,
+        backbone: &ResNet,
+        cfg: &Config,
+        device: Device,
+    ) -> (f64, f64, Tensor) {
         let start = Instant::now();
         let resize = cfg.eval.resize_op();
         let bank = extract_features(backbone, &self.bank, 1024, resize.as_ref(), device);
         let queries = extract_features(backbone, &self.queries, 1024, resize.as_ref(), device);
         let acc =
             knn_top1(&bank, &self.bank_labels, &queries, &self.query_labels, CLASSES, cfg.eval.knn);
-        (acc, start.elapsed().as_secs_f64())
+        (acc, start.elapsed().as_secs_f64(), queries)
     }
 }

@@ -66,13 +66,13 @@ impl SimClr {
         self.loss_and_projections(v1, v2).0
     }
 
-    /// NT-Xent and the projections z (`[2N, D]`, first view first).
-    fn loss_and_projections(&self, v1: &Tensor, v2: &Tensor) -> (Tensor, Tensor) {
+    /// NT-Xent, the features h (`[2N, F]`) and the projections z (`[2N, D]`), first view first.
+    fn loss_and_projections(&self, v1: &Tensor, v2: &Tensor) -> (Tensor, Tensor, Tensor) {
         // One forward over both views, so BatchNorm sees the 2N views together as in SimCLR.
         let n = v1.size()[0];
         let h = self.backbone.forward_t(&Tensor::cat(&[v1, v2], 0), true); // [2N, F]
         let z = self.head.forward_t(&h, true); // [2N, D]
-        (self.loss.forward(&z.narrow(0, 0, n), &z.narrow(0, n, n)), z)
+        (self.loss.forward(&z.narrow(0, 0, n), &z.narrow(0, n, n)), h, z)
     }
 }
 
@@ -83,8 +83,13 @@ impl Method for SimClr {
 
     fn step(&mut self, views: &[Tensor], _ctx: &StepContext) -> Result<StepOutput> {
         let n = views[0].size()[0];
-        let (loss, z) = self.loss_and_projections(&views[0], &views[1]);
-        Ok(StepOutput { loss, embeddings: Some(z.narrow(0, 0, n).detach()), logs: Vec::new() })
+        let (loss, h, z) = self.loss_and_projections(&views[0], &views[1]);
+        Ok(StepOutput {
+            loss,
+            embeddings: Some(z.narrow(0, 0, n).detach()),
+            features: Some(h.narrow(0, 0, n).detach()),
+            logs: Vec::new(),
+        })
     }
 
     fn after_step(&mut self, _ctx: &StepContext) -> Result<()> {

@@ -92,7 +92,7 @@ impl Method for SimSiam {
     }
 
     fn step(&mut self, views: &[Tensor], _ctx: &StepContext) -> Result<StepOutput> {
-        let z1 = self.encoder.forward_t(&views[0], true); // [N, D]
+        let (h1, z1) = self.encoder.features_and_projection(&views[0], true); // [N, F], [N, D]
         let z2 = self.encoder.forward_t(&views[1], true);
         let p1 = self.predictor.forward_t(&z1, true);
         let p2 = self.predictor.forward_t(&z2, true);
@@ -100,6 +100,7 @@ impl Method for SimSiam {
         Ok(StepOutput {
             loss,
             embeddings: Some(l2_normalize(&z1.detach(), 1e-12)),
+            features: Some(h1.detach()),
             logs: Vec::new(),
         })
     }

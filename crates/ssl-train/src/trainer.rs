@@ -13,10 +13,12 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::budget::{steps_within_budget, BudgetInputs};
+use crate::collapse::CollapseStats;
 use crate::config::Length;
-use crate::evaluate::held_out_len;
+use crate::evaluate::{held_out_len, CLASSES};
 use crate::method::{Method, StepContext};
 use crate::monitor::Monitor;
+use crate::online_probe::OnlineProbe;
 use crate::optim::Optimizer;
 use crate::progress::{clock, Progress};
 use crate::run_dir::RunDir;
@@ -26,6 +28,8 @@ use crate::{Config, Result, TrainError};
 /// A budgeted run times its steps from this step on (the first ones create oneDNN's kernels and
 /// the allocator's pools, and are slower).
 const TIMED_FROM: u64 = 3;
+/// The collapse monitors read the last this many embeddings of each epoch.
+const COLLAPSE_SAMPLES: i64 = 2048;
 /// A budgeted run needs at least this many warm-up steps to time.
 const MIN_TIMED_STEPS: u64 = 8;
 /// The fraction of a budget kept back for the machine's speed drifting. The length is fixed
@@ -61,6 +65,15 @@ pub struct EpochMetrics {
     pub loss: f64,
     /// kNN top-1 of the monitor's held-out queries after the epoch, when the monitor is on.
     pub knn_monitor: Option<f64>,
+    /// The online linear probe's top-1 on the same queries, when both are on.
+    #[serde(default)]
+    pub online_linear: Option<f64>,
+    /// The per-dimension std of the epoch's last unit embeddings (healthy ≈ 1/√d).
+    #[serde(default)]
+    pub embedding_std: Option<f64>,
+    /// Their effective rank (RankMe, between 1 and d).
+    #[serde(default)]
+    pub rankme: Option<f64>,
 }
 
 /// How a budgeted run fixed its length.
@@ -186,6 +199,10 @@ pub fn train_with(
     let pretrain = Subset::new(Arc::clone(&train_set), 0..n - held_out(&cfg, n))?;
     let monitor = Monitor::new(&cfg, &train_set)?;
     let (vs, mut model) = build_seeded(&cfg, device, build)?;
+    let mut probe = match (&monitor, cfg.eval.online_probe) {
+        (Some(_), true) => Some(OnlineProbe::new(model.backbone().feature_dim(), CLASSES, device)?),
+        _ => None,
+    };
     let o = cfg.optim;
     let mut opt = Optimizer::new(&vs, o.kind, o.momentum, o.weight_decay, o.trust_coefficient)
         .with_lr_groups(|name| model.lr_group(name), o.lr);
@@ -230,7 +247,7 @@ pub fn train_with(
     if let (Length::Budget(_), Some(m)) = (length, &monitor) {
         if warmup < per_epoch {
             // No epoch ends before the length is fixed: time one pass now.
-            let (acc, secs) = m.score(model.backbone(), &cfg, device);
+            let (acc, secs, _) = m.score(model.backbone(), &cfg, device);
             progress.println(&format!(
                 "kNN monitor before training: {:.2} % ({secs:.1} s)",
                 acc * 100.0
@@ -249,6 +266,7 @@ pub fn train_with(
     };
     for epoch in 0.. {
         let first = losses.len();
+        let mut recent: Vec<Tensor> = Vec::new(); // the epoch's last embeddings
         let epoch_start = Instant::now();
         let mut batches = loader.epoch(epoch);
         for (i, batch) in (&mut batches).enumerate() {
@@ -325,6 +343,17 @@ pub fn train_with(
             let lr = warmup_cosine(step, warmup, ctx.total, o.lr);
             opt.backward_step(&out.loss, lr);
             model.after_step(&ctx)?;
+            if let (Some(p), Some(h), Some(y)) = (&mut probe, &out.features, &batch.labels) {
+                p.train_step(h, y);
+            }
+            if let Some(z) = &out.embeddings {
+                recent.push(z.shallow_clone());
+                while recent.len() > 1
+                    && recent[1..].iter().map(|t| t.size()[0]).sum::<i64>() >= COLLAPSE_SAMPLES
+                {
+                    let _ = recent.remove(0);
+                }
+            }
             let value = out.loss.double_value(&[]);
             losses.push(value);
             let ips =
@@ -350,16 +379,46 @@ pub fn train_with(
         let done = &losses[first..];
         let loss = done.iter().sum::<f64>() / done.len().max(1) as f64;
         model.after_epoch(epoch)?;
+        let collapse = (recent.iter().map(|t| t.size()[0]).sum::<i64>() >= 2)
+            .then(|| CollapseStats::measure(&Tensor::cat(&recent, 0)));
+        let mut online_linear = None;
         let knn_monitor = monitor.as_ref().map(|m| {
-            let (acc, secs) = m.score(model.backbone(), &cfg, device);
+            let (acc, secs, queries) = m.score(model.backbone(), &cfg, device);
             (monitor_pass, monitor_spent) = (secs, monitor_spent + secs);
-            progress.println(&format!(
-                "epoch {epoch}: loss {loss:.4}, kNN monitor {:.2} % ({secs:.1} s)",
-                acc * 100.0
-            ));
+            online_linear = probe.as_ref().map(|p| p.accuracy(&queries, m.query_labels()));
             acc
         });
-        epochs.push(EpochMetrics { epoch, loss, knn_monitor });
+        let mut line = format!("epoch {epoch}: loss {loss:.4}");
+        if let Some(acc) = knn_monitor {
+            line += &format!(", kNN monitor {:.2} % ({monitor_pass:.1} s)", acc * 100.0);
+        }
+        if let Some(acc) = online_linear {
+            line += &format!(", online linear {:.2} %", acc * 100.0);
+        }
+        if let Some(c) = &collapse {
+            line += &format!(
+                ", embedding std·√d {:.3}, RankMe {:.1}/{}",
+                c.embedding_std * (c.dim as f64).sqrt(),
+                c.rankme,
+                c.dim
+            );
+        }
+        progress.println(&line);
+        if let Some(w) = collapse.as_ref().and_then(CollapseStats::warning) {
+            progress.println(&format!("warning: epoch {epoch}: {w}"));
+        }
+        let metrics = EpochMetrics {
+            epoch,
+            loss,
+            knn_monitor,
+            online_linear,
+            embedding_std: collapse.map(|c| c.embedding_std),
+            rankme: collapse.map(|c| c.rankme),
+        };
+        if let Some(run) = run {
+            run.log_step(&metrics)?;
+        }
+        epochs.push(metrics);
         if finished(&losses, total) {
             break;
         }

@@ -82,7 +82,12 @@ impl Method for Align {
         let h1 = l2_normalize(&self.backbone.forward_t(&views[0], true), 1e-12);
         let h2 = l2_normalize(&self.backbone.forward_t(&views[1], true), 1e-12);
         let loss = (&h1 - &h2).square().sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float);
-        Ok(StepOutput { loss, embeddings: Some(h1.detach()), logs: vec![("answer", 42.0)] })
+        Ok(StepOutput {
+            loss,
+            embeddings: Some(h1.detach()),
+            features: None,
+            logs: vec![("answer", 42.0)],
+        })
     }
 
     fn after_step(&mut self, _ctx: &StepContext) -> ssl_train::Result<()> {

@@ -41,7 +41,9 @@ fn two_steps_of_a_tiny_model_write_a_run_that_reloads() {
         assert!(loss.is_finite() && *loss > 0.0 && *loss <= bound, "{loss}");
     }
     let metrics = std::fs::read_to_string(run_path.join("metrics.jsonl")).unwrap();
-    assert_eq!(metrics.lines().count(), 2);
+    // Two step lines, then the epoch's line (its loss, collapse monitors; no kNN monitor here).
+    assert_eq!(metrics.lines().count(), 3);
+    assert!(metrics.lines().nth(2).unwrap().contains("\"rankme\":"), "{metrics}");
     assert!(metrics.lines().next().unwrap().starts_with("{\"step\":0,\"epoch\":0,\"loss\":"));
     let saved = config::load(&run_path.join("config.yaml"), &[]).unwrap();
     assert_eq!(saved, trained.config, "the resolved config round-trips");
