@@ -6,6 +6,7 @@
 
 mod bench_aug;
 mod bench_loss;
+mod bench_methods;
 mod bench_report;
 mod ci;
 mod dataset;
@@ -61,6 +62,9 @@ enum Command {
     /// (installed into the venv); writes target/bench/aug.json and the table in
     /// docs/benchmarks.md (~2 min).
     BenchAug(SetupArgs),
+    /// Set up, then time one training step of SimCLR, MoCo v2, BYOL and SimSiam next to
+    /// PyTorch eager; writes target/bench/methods.json and the table in docs/benchmarks.md.
+    BenchMethods(SetupArgs),
     /// Check the crate dependency direction, that every .rs file opens with `//!`, and that
     /// ARCHITECTURE.md's codemap names only files that exist.
     Tidy,
@@ -105,6 +109,10 @@ fn main() -> Result<()> {
         Command::BenchAug(args) => {
             let env = setup::run(&args)?;
             bench_aug::run(&env)
+        }
+        Command::BenchMethods(args) => {
+            let env = setup::run(&args)?;
+            bench_methods::run(&env)
         }
         Command::Tidy => tidy::check(&shell::workspace_root()),
     }

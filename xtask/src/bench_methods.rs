@@ -1,0 +1,149 @@
+//! `cargo xtask bench-methods`: one training step of SimCLR, MoCo v2, BYOL and SimSiam on the
+//! main job's backbone and batch, ours next to PyTorch eager in one run; writes
+//! `target/bench/methods.json` and the table in docs/benchmarks.md.
+//!
+//! Ours: `crates/ssl-train/examples/method_step.rs` (release build). PyTorch:
+//! `benches/reference/method_step.py` with the set-up venv's python, the same models written as
+//! the papers' reference code. Both under the same glibc heap setting and libtorch's default
+//! threads, alternating [`ROUNDS`] times; each figure is the median over the rounds.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::bench_report::{cell, json_lines, publish, ratio, HEAP_KEPT};
+use crate::setup::Env;
+use crate::shell::{self, cargo, workspace_root};
+
+/// Rounds of both sides, alternating.
+const ROUNDS: usize = 3;
+/// The figures of a row, each the median over the rounds.
+const FIELDS: [&str; 6] =
+    ["ours_step_ms", "pytorch_step_ms", "ema_ms", "pytorch_ema_ms", "queue_ms", "pytorch_queue_ms"];
+
+pub(crate) fn run(env: &Env) -> Result<()> {
+    let python = env.libtorch.python.clone().context(
+        "bench-methods needs a python with PyTorch for the reference: run set-up with its venv \
+         or pass --python",
+    )?;
+    let root = workspace_root();
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for round in 1..=ROUNDS {
+        let ours = shell::step(&format!("bench-methods: ours, round {round} of {ROUNDS}"), || {
+            json_lines(
+                cargo()
+                    .args(["run", "--release", "-p", "ssl-train", "--example", "method_step"])
+                    .env("GLIBC_TUNABLES", HEAP_KEPT),
+            )
+        })?;
+        let step = format!("bench-methods: PyTorch eager, round {round} of {ROUNDS}");
+        let reference = shell::step(&step, || {
+            let mut cmd = Command::new(&python);
+            cmd.arg(root.join("benches/reference/method_step.py")).current_dir(&root);
+            json_lines(cmd.env("GLIBC_TUNABLES", HEAP_KEPT))
+        })?;
+        rounds.push(merge(&ours, &reference)?);
+    }
+    let rows = medians(&rounds)?;
+    publish(&root, "methods", &rows, &table(&rows))
+}
+
+/// One row per method: ours and the reference's fields side by side.
+fn merge(ours: &[Value], reference: &[Value]) -> Result<BTreeMap<String, Value>> {
+    let mut rows = BTreeMap::new();
+    for v in ours.iter().chain(reference) {
+        let method = v["method"].as_str().context("a row without `method`")?.to_owned();
+        let row = rows.entry(method.clone()).or_insert_with(
+            || json!({"method": method, "device": v["device"], "batch": v["batch"]}),
+        );
+        for f in FIELDS {
+            if !v[f].is_null() {
+                row[f] = v[f].clone();
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Every field the median of its rounds, in the order simclr, mocov2, byol, simsiam.
+fn medians(rounds: &[BTreeMap<String, Value>]) -> Result<Vec<Value>> {
+    let first = rounds.first().context("no round ran")?;
+    let order = ["simclr", "mocov2", "byol", "simsiam"];
+    let mut rows = Vec::new();
+    for method in order.iter().filter(|m| first.contains_key(**m)) {
+        let mut out = first[*method].clone();
+        for f in FIELDS {
+            let mut v: Vec<f64> =
+                rounds.iter().filter_map(|r| r.get(*method)?[f].as_f64()).collect();
+            v.sort_by(f64::total_cmp);
+            out[f] = if v.is_empty() { Value::Null } else { json!(v[v.len() / 2]) };
+        }
+        rows.push(out);
+    }
+    Ok(rows)
+}
+
+/// The markdown table, with the ratios the bars are stated in.
+fn table(rows: &[Value]) -> String {
+    let mut out = String::from(
+        "| method | device | batch | ours step (ms) | PyTorch step (ms) | ours / PyTorch \
+         | EMA (ms), ours / PyTorch | EMA / step | queue (ms), ours / PyTorch | queue / step |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let pct = |part: &Value| match (part.as_f64(), r["ours_step_ms"].as_f64()) {
+            (Some(a), Some(b)) => format!("{:.1} %", a / b * 100.0),
+            _ => "–".into(),
+        };
+        out += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} / {} | {} |\n",
+            r["method"].as_str().unwrap_or("?"),
+            r["device"].as_str().unwrap_or("?"),
+            r["batch"],
+            cell(&r["ours_step_ms"], 1),
+            cell(&r["pytorch_step_ms"], 1),
+            ratio(&r["ours_step_ms"], &r["pytorch_step_ms"]),
+            cell(&r["ema_ms"], 2),
+            cell(&r["pytorch_ema_ms"], 2),
+            pct(&r["ema_ms"]),
+            cell(&r["queue_ms"], 3),
+            cell(&r["pytorch_queue_ms"], 3),
+            pct(&r["queue_ms"]),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_join_both_sides_and_take_the_median_of_the_rounds() {
+        let round = |ours: f64, torch: f64| {
+            let o = [
+                json!({"method": "byol", "device": "cpu", "batch": 512, "ours_step_ms": ours, "ema_ms": 2.0, "queue_ms": null}),
+            ];
+            let t = [
+                json!({"method": "byol", "device": "cpu", "batch": 512, "pytorch_step_ms": torch, "pytorch_ema_ms": 3.0}),
+            ];
+            merge(&o, &t).unwrap()
+        };
+        let rows =
+            medians(&[round(100.0, 120.0), round(90.0, 200.0), round(300.0, 110.0)]).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            (rows[0]["ours_step_ms"].as_f64(), rows[0]["pytorch_step_ms"].as_f64()),
+            (Some(100.0), Some(120.0))
+        );
+        let t = table(&rows);
+        assert!(
+            t.contains(
+                "| byol | cpu | 512 | 100.0 | 120.0 | 0.83 | 2.00 / 3.00 | 2.0 % | – / – | – |"
+            ),
+            "{t}"
+        );
+    }
+}
