@@ -2,7 +2,8 @@
 //! main job's backbone and batch, ours next to PyTorch eager in one run; writes
 //! `target/bench/methods.json` and the table in docs/benchmarks.md.
 //!
-//! Ours: `crates/ssl-train/examples/method_step.rs` (release build). PyTorch:
+//! Ours: `crates/ssl-train/examples/method_step.rs`, in the dev profile (opt-level 1) that
+//! `cargo xtask run` trains with, so the figure is the main job's own step. PyTorch:
 //! `benches/reference/method_step.py` with the set-up venv's python, the same models written as
 //! the papers' reference code. Both under the same glibc heap setting and libtorch's default
 //! threads, alternating [`ROUNDS`] times; each figure is the median over the rounds.
@@ -34,7 +35,7 @@ pub(crate) fn run(env: &Env) -> Result<()> {
         let ours = shell::step(&format!("bench-methods: ours, round {round} of {ROUNDS}"), || {
             json_lines(
                 cargo()
-                    .args(["run", "--release", "-p", "ssl-train", "--example", "method_step"])
+                    .args(["run", "-p", "ssl-train", "--example", "method_step"])
                     .env("GLIBC_TUNABLES", HEAP_KEPT),
             )
         })?;
