@@ -100,6 +100,11 @@ impl Byol {
         Ok(Self { online, predictor, target, loss, cfg: *byol, views })
     }
 
+    /// The EMA target network.
+    pub fn target(&self) -> &MomentumEncoder<Encoder> {
+        &self.target
+    }
+
     /// τ at `step` of a `total`-step run.
     fn momentum(&self, step: u64, total: u64) -> f64 {
         momentum_at(step, total, self.cfg.base_momentum, 1.0)

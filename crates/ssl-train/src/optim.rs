@@ -165,4 +165,16 @@ mod tests {
         assert!((w.double_value(&[0, 1]) - 0.99).abs() < 1e-6);
         assert!((b.double_value(&[0]) - 0.0).abs() < 1e-6); // biases: plain SGD, lr · 1
     }
+
+    #[test]
+    fn a_fixed_lr_group_steps_with_the_peak_whatever_the_schedule_says() {
+        let (vs, w, b) = setup();
+        let group = |name: &str| if name == "b" { LrGroup::Fixed } else { LrGroup::Scheduled };
+        let mut opt =
+            Optimizer::new(&vs, OptimKind::Sgd, 0.0, 0.0, 0.001).with_lr_groups(group, 0.3);
+        // ∇ = 1 everywhere; the schedule's lr is 0.1: w moves by 0.1, b by the peak 0.3.
+        opt.backward_step(&(w.sum(Kind::Float) + b.sum(Kind::Float)), 0.1);
+        assert!((w.double_value(&[0, 0]) - 0.9).abs() < 1e-6);
+        assert!((b.double_value(&[0]) - 0.7).abs() < 1e-6);
+    }
 }

@@ -223,6 +223,37 @@ fn byol_logs_and_applies_the_scheduled_momentum_of_each_step() {
 }
 
 #[test]
+fn byols_targets_come_from_the_target_networks_weights() {
+    let _rng = seed_global_rng(10);
+    let cfg = tiny("byol-fmnist.yaml", &[]);
+    let MethodConfig::Byol(b) = cfg.method else { panic!("byol") };
+    let vs = VarStore::new(Device::Cpu);
+    let mut byol = Byol::new(&vs, &cfg, &b).unwrap();
+    let v = views(8);
+    let loss = |m: &mut Byol| m.step(&v, &CTX).unwrap().loss.double_value(&[]);
+    let base = loss(&mut byol);
+    let vars = byol.target().var_store().variables();
+    tch::no_grad(|| {
+        let mut rm = vars["backbone.bn1.running_mean"].shallow_clone();
+        rm += 3.0;
+    });
+    assert_eq!(
+        loss(&mut byol),
+        base,
+        "the target's BatchNorm statistics are not used in train mode"
+    );
+    tch::no_grad(|| {
+        let mut w = vars["head.layers.3.weight"].shallow_clone();
+        w += 0.5;
+    });
+    let moved = loss(&mut byol);
+    assert!(
+        (moved - base).abs() > 1e-4,
+        "the target's weights make the targets: {moved} vs {base}"
+    );
+}
+
+#[test]
 fn simsiams_predictor_keeps_the_peak_learning_rate_and_its_targets_get_no_gradient() {
     let _rng = seed_global_rng(8);
     let cfg = tiny("simsiam-fmnist.yaml", &[]);
