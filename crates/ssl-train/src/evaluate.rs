@@ -90,6 +90,9 @@ pub struct Summary {
     pub data_wait_seconds: f64,
     /// Wall time of all evaluation (data loading and every row), seconds.
     pub eval_seconds: f64,
+    /// The process's peak resident memory (`VmHWM` of /proc/self/status), MiB, when known.
+    #[serde(default)]
+    pub peak_rss_mib: Option<f64>,
     /// Seconds of each evaluated row: the trained network, random init, raw pixels.
     pub eval_row_seconds: Vec<(String, f64)>,
     /// Mean loss and kNN monitor per epoch.
@@ -98,6 +101,14 @@ pub struct Summary {
     pub steps: u64,
     /// The linear probe's details.
     pub linear: LinearProbeReport,
+}
+
+/// The peak resident memory of this process in MiB (Linux's `VmHWM`), or `None` elsewhere.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Train and test images with labels, loaded once for every evaluation of a run.

@@ -130,6 +130,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
         data_wait_seconds: trained.data_wait_seconds,
         eval_seconds: eval_start.elapsed().as_secs_f64(),
         eval_row_seconds,
+        peak_rss_mib: ssl_train::evaluate::peak_rss_mib(),
         epochs: trained.epochs.clone(),
         steps: trained.losses.len() as u64,
         linear: simclr.linear.clone(),
@@ -203,6 +204,15 @@ fn print_table(simclr: &Scores, random: Option<&Scores>, raw: Option<&Scores>, s
         "pre-training: {:.1} s, {:.0} images/s, {} steps, {:.1} s waiting for data; evaluation: {:.1} s",
         s.train_seconds, s.images_per_second, s.steps, s.data_wait_seconds, s.eval_seconds
     );
+    if let Some(mib) = s.peak_rss_mib {
+        println!("peak memory (resident): {mib:.0} MiB");
+    }
+    if let (Some(acc), Some(std), Some(rank)) = (s.online_linear_top1, s.embedding_std, s.rankme) {
+        println!(
+            "last epoch: online linear {:.2} % (held-out images), embedding std {std:.4}, RankMe {rank:.1}",
+            acc * 100.0
+        );
+    }
     println!(
         "linear probe: lr and weight decay chosen on a held-out 10 % of the training set, never \
          on the test set; no label reached the encoder in pre-training (the online probe reads \
