@@ -9,7 +9,7 @@ use ssl_models::{ProjectionHead, ProjectionHeadConfig, ResNet};
 use tch::nn::{ModuleT, VarStore};
 use tch::Tensor;
 
-use crate::config::HeadConfig;
+use crate::config::{validate_projector_and_predictor, HeadConfig};
 use crate::encoder::Encoder;
 use crate::method::{Method, StepContext, StepOutput};
 use crate::{Config, Result, TrainError};
@@ -34,19 +34,7 @@ impl ByolConfig {
     /// # Errors
     /// [`TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        self.projector.validate("method.projector")?;
-        self.predictor.validate("method.predictor")?;
-        if self.predictor.output_dim != self.projector.output_dim {
-            return Err(TrainError::Invalid {
-                field: "method.predictor.output_dim".into(),
-                value: self.predictor.output_dim.to_string(),
-                reason: format!(
-                    "must equal method.projector.output_dim ({}): q(z) is compared with the \
-                     target's z",
-                    self.projector.output_dim
-                ),
-            });
-        }
+        validate_projector_and_predictor(&self.projector, &self.predictor)?;
         if !(0.0..=1.0).contains(&self.base_momentum) {
             return Err(TrainError::Invalid {
                 field: "method.base_momentum".into(),

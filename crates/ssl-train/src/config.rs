@@ -117,6 +117,32 @@ impl HeadConfig {
     }
 }
 
+/// Checks a projector and the predictor that maps its output back to its own width (BYOL,
+/// SimSiam): errors name `method.projector` / `method.predictor`.
+///
+/// # Errors
+/// [`TrainError::Invalid`] naming the head, or `method.predictor.output_dim` when it differs
+/// from the projector's.
+pub fn validate_projector_and_predictor(
+    projector: &HeadConfig,
+    predictor: &HeadConfig,
+) -> Result<()> {
+    projector.validate("method.projector")?;
+    predictor.validate("method.predictor")?;
+    if predictor.output_dim != projector.output_dim {
+        return Err(TrainError::Invalid {
+            field: "method.predictor.output_dim".into(),
+            value: predictor.output_dim.to_string(),
+            reason: format!(
+                "must equal method.projector.output_dim ({}): the prediction is compared with a \
+                 projection",
+                projector.output_dim
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Projection head sizes; its input is the backbone's feature dimension.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

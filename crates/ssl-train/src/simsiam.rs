@@ -7,10 +7,10 @@ use ssl_models::{ProjectionHead, ProjectionHeadConfig, ResNet};
 use tch::nn::{ModuleT, VarStore};
 use tch::Tensor;
 
-use crate::config::HeadConfig;
+use crate::config::{validate_projector_and_predictor, HeadConfig};
 use crate::encoder::Encoder;
 use crate::method::{LrGroup, Method, StepContext, StepOutput};
-use crate::{Config, Result, TrainError};
+use crate::{Config, Result};
 
 /// SimSiam's settings (`method: {name: simsiam, ...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -30,21 +30,9 @@ impl SimSiamConfig {
     /// Checks every field; errors name `method.<field>`.
     ///
     /// # Errors
-    /// [`TrainError::Invalid`] naming the field.
+    /// [`crate::TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        self.projector.validate("method.projector")?;
-        self.predictor.validate("method.predictor")?;
-        if self.predictor.output_dim != self.projector.output_dim {
-            return Err(TrainError::Invalid {
-                field: "method.predictor.output_dim".into(),
-                value: self.predictor.output_dim.to_string(),
-                reason: format!(
-                    "must equal method.projector.output_dim ({}): h(z) is compared with z",
-                    self.projector.output_dim
-                ),
-            });
-        }
-        Ok(())
+        validate_projector_and_predictor(&self.projector, &self.predictor)
     }
 }
 
