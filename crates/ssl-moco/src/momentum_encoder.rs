@@ -126,9 +126,9 @@ impl<M> MomentumEncoder<M> {
         tch::no_grad(|| -> Result<()> {
             for (_, t, o) in &mut params {
                 let n = t.numel() as i64;
-                let slot = flat.narrow(0, offset, n);
-                slot.view(t.size().as_slice()).f_copy_(o)?;
-                t.f_set_data(&slot.view(t.size().as_slice()))?;
+                let mut slot = flat.narrow(0, offset, n).view(t.size().as_slice());
+                slot.f_copy_(o)?;
+                t.f_set_data(&slot)?;
                 offset += n;
             }
             for (t, o) in &mut buffers {

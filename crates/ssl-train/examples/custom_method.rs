@@ -33,7 +33,7 @@ impl ClrWithQueue {
             queue: FeatureQueue::new(1024, head.output_dim, Kind::Float, vs.device())?,
             nt_xent: NtXentConfig { temperature: 0.2, ..Default::default() }.build()?,
             info_nce: InfoNceConfig { temperature: 0.2 }.build()?,
-            views: [cfg.augment.build()?, cfg.augment.build()?],
+            views: cfg.two_views()?,
             pending: None,
         })
     }

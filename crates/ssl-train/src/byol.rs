@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, NegativeCosine, NegativeCosineConfig};
 use ssl_moco::{momentum_at, BufferRule, MomentumEncoder};
-use ssl_models::{ProjectionHead, ProjectionHeadConfig, ResNet};
+use ssl_models::{ProjectionHead, ResNet};
 use tch::nn::{ModuleT, VarStore};
 use tch::Tensor;
 
@@ -79,13 +79,10 @@ impl Byol {
         let head = byol.projector.projection();
         let build = |p: &tch::nn::Path| Encoder::new(p, &cfg.model.backbone, &head);
         let online = build(&vs.root())?;
-        let predictor_cfg =
-            ProjectionHeadConfig { input_dim: head.output_dim, ..byol.predictor.projection() };
-        let predictor = ProjectionHead::new(&(vs.root() / "predictor"), &predictor_cfg)?;
+        let predictor = byol.predictor.build(&(vs.root() / "predictor"), head.output_dim)?;
         let target = MomentumEncoder::new(vs, BufferRule::Own, build)?;
         let loss = NegativeCosineConfig::byol().build()?;
-        let views = [cfg.augment.build()?, cfg.view2().build()?];
-        Ok(Self { online, predictor, target, loss, cfg: *byol, views })
+        Ok(Self { online, predictor, target, loss, cfg: *byol, views: cfg.two_views()? })
     }
 
     /// The EMA target network.

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use ssl_aug::{Resize, ResizeConfig, ViewConfig};
-use ssl_models::{Precision, ProjectionHeadConfig, ResNetConfig};
+use ssl_aug::{Compose, Resize, ResizeConfig, ViewConfig};
+use ssl_models::{Precision, ProjectionHead, ProjectionHeadConfig, ResNetConfig};
+use tch::nn;
 
 use crate::eval::{KnnConfig, LinearProbeConfig};
 pub use crate::methods::{MethodConfig, SimClrConfig, METHOD_NAMES};
@@ -88,17 +89,23 @@ pub struct HeadConfig {
 impl HeadConfig {
     /// The head as ssl-models builds it; `input_dim` is set by whoever knows the input.
     pub fn projection(&self) -> ProjectionHeadConfig {
-        ProjectionHeadConfig {
-            input_dim: 1,
-            output_batch_norm: self.output_batch_norm,
-            ..ProjectionHeadConfig::mlp(
-                1,
-                self.hidden_dim,
-                self.output_dim,
-                self.num_layers,
-                self.batch_norm,
-            )
-        }
+        let mlp = ProjectionHeadConfig::mlp(
+            1,
+            self.hidden_dim,
+            self.output_dim,
+            self.num_layers,
+            self.batch_norm,
+        );
+        ProjectionHeadConfig { output_batch_norm: self.output_batch_norm, ..mlp }
+    }
+
+    /// Builds this head under `p` with input width `input_dim` (a predictor reads the
+    /// projector's output).
+    ///
+    /// # Errors
+    /// The head's config errors.
+    pub fn build(&self, p: &nn::Path, input_dim: i64) -> Result<ProjectionHead> {
+        Ok(ProjectionHead::new(p, &ProjectionHeadConfig { input_dim, ..self.projection() })?)
     }
 
     /// Checks the sizes; errors name `key` (for example `method.predictor`).
@@ -288,6 +295,15 @@ impl Config {
     /// The second view's augmentations: `augment_view2`, or `augment`.
     pub fn view2(&self) -> &ViewConfig {
         self.augment_view2.as_ref().unwrap_or(&self.augment)
+    }
+
+    /// The pipelines of a two-view method: `augment` for the first view, [`Config::view2`]
+    /// for the second.
+    ///
+    /// # Errors
+    /// An op's invalid settings.
+    pub fn two_views(&self) -> Result<[Compose; 2]> {
+        Ok([self.augment.build()?, self.view2().build()?])
     }
 
     /// Checks every value that parses but is out of range.

@@ -47,9 +47,6 @@ pub struct Summary {
     /// The method that trained (`method.name`).
     #[serde(default)]
     pub method: String,
-    /// Its name as papers write it (`MoCo v2`).
-    #[serde(default)]
-    pub method_title: String,
     /// The trained network's kNN-200 top-1.
     pub knn_top1: f64,
     /// The trained network's linear-probe top-1.

@@ -94,7 +94,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     let why = set_eval_precision(trained.model.as_mut(), &cfg);
     println!("evaluation precision: {why}");
     let data = EvalData::load(&cfg)?;
-    let simclr = data.score_network(trained.model.backbone(), &cfg, device);
+    let ours = data.score_network(trained.model.backbone(), &cfg, device);
     let (random, raw) = if cfg.eval.baselines {
         let (_vs, mut fresh) = build_model(&cfg, device)?;
         set_eval_precision(fresh.as_mut(), &cfg);
@@ -102,7 +102,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     } else {
         (None, None)
     };
-    let mut eval_row_seconds = vec![(cfg.method.name().to_string(), simclr.seconds)];
+    let mut eval_row_seconds = vec![(cfg.method.name().to_string(), ours.seconds)];
     if let (Some(r), Some(p)) = (&random, &raw) {
         eval_row_seconds.push(("random_init".into(), r.seconds));
         eval_row_seconds.push(("raw_pixels".into(), p.seconds));
@@ -110,9 +110,8 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     let last = trained.epochs.last();
     let summary = Summary {
         method: cfg.method.name().to_owned(),
-        method_title: cfg.method.title().to_owned(),
-        knn_top1: simclr.knn_top1,
-        linear_top1: simclr.linear_top1,
+        knn_top1: ours.knn_top1,
+        linear_top1: ours.linear_top1,
         online_linear_top1: last.and_then(|e| e.online_linear),
         embedding_std: last.and_then(|e| e.embedding_std),
         rankme: last.and_then(|e| e.rankme),
@@ -133,7 +132,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
         peak_rss_mib: ssl_train::evaluate::peak_rss_mib(),
         epochs: trained.epochs.clone(),
         steps: trained.losses.len() as u64,
-        linear: simclr.linear.clone(),
+        linear: ours.linear.clone(),
     };
     let summary_path = run.write_json("summary.json", &summary)?;
     let plot_path = run.path().join("curves.png");
@@ -141,7 +140,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
         Ok(()) => println!("curves: {}", plot_path.display()),
         Err(e) => eprintln!("warning: no plot: {e}"),
     }
-    print_table(&simclr, random.as_ref(), raw.as_ref(), &summary);
+    print_table(cfg.method.title(), &ours, random.as_ref(), raw.as_ref(), &summary);
     println!("summary: {}", summary_path.display());
     Ok(())
 }
@@ -176,7 +175,13 @@ fn eval(checkpoint: &Path, overrides: &[String], validation: bool) -> Result<()>
     Ok(())
 }
 
-fn print_table(simclr: &Scores, random: Option<&Scores>, raw: Option<&Scores>, s: &Summary) {
+fn print_table(
+    title: &str,
+    ours: &Scores,
+    random: Option<&Scores>,
+    raw: Option<&Scores>,
+    s: &Summary,
+) {
     let pct = |v: f64| format!("{:>6.2} %", v * 100.0);
     println!();
     println!("| representation        | kNN-200 top-1 | linear top-1 | eval time |");
@@ -192,7 +197,7 @@ fn print_table(simclr: &Scores, random: Option<&Scores>, raw: Option<&Scores>, s
     if s.validation {
         println!("(scored on held-out training images, not the test set)");
     }
-    row(&format!("{} (ours)", s.method_title), simclr);
+    row(&format!("{title} (ours)"), ours);
     if let Some(r) = random {
         row("random init (floor)", r);
     }

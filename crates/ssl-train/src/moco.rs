@@ -107,7 +107,7 @@ impl Moco {
         let dim = head.output_dim;
         let queue = FeatureQueue::new(moco.queue_size, dim, Kind::Float, vs.device())?;
         let loss = InfoNceConfig { temperature: moco.temperature }.build()?;
-        let views = [cfg.augment.build()?, cfg.view2().build()?];
+        let views = cfg.two_views()?;
         Ok(Self { encoder, target, queue, loss, cfg: *moco, views, pending: None })
     }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, NegativeCosine, NegativeCosineConfig};
-use ssl_models::{ProjectionHead, ProjectionHeadConfig, ResNet};
+use ssl_models::{ProjectionHead, ResNet};
 use tch::nn::{ModuleT, VarStore};
 use tch::Tensor;
 
@@ -65,12 +65,9 @@ impl SimSiam {
         simsiam.validate()?;
         let head = simsiam.projector.projection();
         let encoder = Encoder::new(&vs.root(), &cfg.model.backbone, &head)?;
-        let predictor_cfg =
-            ProjectionHeadConfig { input_dim: head.output_dim, ..simsiam.predictor.projection() };
-        let predictor = ProjectionHead::new(&(vs.root() / "predictor"), &predictor_cfg)?;
+        let predictor = simsiam.predictor.build(&(vs.root() / "predictor"), head.output_dim)?;
         let loss = NegativeCosineConfig::simsiam().build()?;
-        let views = [cfg.augment.build()?, cfg.view2().build()?];
-        Ok(Self { encoder, predictor, loss, cfg: *simsiam, views })
+        Ok(Self { encoder, predictor, loss, cfg: *simsiam, views: cfg.two_views()? })
     }
 }
 

@@ -156,8 +156,8 @@ pub fn held_out(cfg: &Config, train_images: usize) -> usize {
     held_out_len(train_images as i64, cfg.eval.linear.val_fraction) as usize
 }
 
-/// Pre-trains SimCLR on the training split of `cfg.data.dir` (CPU, or the first GPU), writing
-/// the resolved config, metrics and checkpoints into `run` when given.
+/// Pre-trains the method `cfg.method` names on the training split of `cfg.data.dir` (CPU, or
+/// the first GPU), writing the resolved config, metrics and checkpoints into `run` when given.
 ///
 /// The backbone's precision is resolved for this machine first ([`ssl_models::Precision::resolve`]); a
 /// `train.budget_minutes` becomes `train.steps` at the end of the warm-up. Both land in the

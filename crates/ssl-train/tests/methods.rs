@@ -120,7 +120,7 @@ fn a_method_defined_outside_the_crate_trains_in_the_same_loop() {
         None,
         Box::new(move |vs: &VarStore, cfg: &Config| {
             let backbone = ResNet::new(&(vs.root() / "backbone"), &cfg.model.backbone)?;
-            let views = [cfg.augment.build()?, cfg.view2().build()?];
+            let views = cfg.two_views()?;
             Ok(Box::new(Align { backbone, views, after_steps: s, after_epochs: e })
                 as Box<dyn Method>)
         }),
