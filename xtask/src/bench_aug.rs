@@ -21,7 +21,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench_report::{cell, criterion_ms, json_lines, publish, ratio, HEAP_KEPT};
+use crate::bench_report::{cell, criterion_ms, publish, ratio, reference_rows, HEAP_KEPT};
 use crate::setup::Env;
 use crate::shell::{self, cargo, workspace_root};
 
@@ -50,9 +50,7 @@ pub(crate) fn run(env: &Env) -> Result<()> {
         })?;
         let step = format!("bench-aug: torchvision and kornia, round {round} of {ROUNDS}");
         let reference = shell::step(&step, || {
-            let mut cmd = Command::new(&python);
-            cmd.arg(root.join("benches/reference/aug_bench.py")).current_dir(&root);
-            json_lines(cmd.env("GLIBC_TUNABLES", HEAP_KEPT))
+            reference_rows(&python, &root, "benches/reference/aug_bench.py")
         })?;
         rounds.push(merge(&root.join("target/criterion"), &reference)?);
     }

@@ -14,12 +14,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench_report::{cell, criterion_ms, json_lines, publish, ratio, HEAP_KEPT};
+use crate::bench_report::{
+    cell, criterion_ms, json_lines, publish, ratio, reference_rows, HEAP_KEPT,
+};
 use crate::setup::Env;
 use crate::shell::{self, cargo, workspace_root};
 
@@ -50,9 +51,7 @@ pub(crate) fn run(env: &Env) -> Result<()> {
         json_lines(cmd.env("GLIBC_TUNABLES", MMAP_EACH))
     })?;
     let pytorch = shell::step("bench-loss: PyTorch eager", || {
-        let mut cmd = Command::new(&python);
-        cmd.arg(root.join("benches/reference/loss_bench.py")).current_dir(&root);
-        json_lines(cmd.env("GLIBC_TUNABLES", HEAP_KEPT))
+        reference_rows(&python, &root, "benches/reference/loss_bench.py")
     })?;
     let rows = merge(&root.join("target/criterion"), &memory, &pytorch)?;
     publish(&root, "loss", &rows, &table(&rows))

@@ -9,12 +9,11 @@
 //! threads, alternating [`ROUNDS`] times; each figure is the median over the rounds.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench_report::{cell, json_lines, publish, ratio, HEAP_KEPT};
+use crate::bench_report::{cell, json_lines, publish, ratio, reference_rows, HEAP_KEPT};
 use crate::setup::Env;
 use crate::shell::{self, cargo, workspace_root};
 
@@ -41,9 +40,7 @@ pub(crate) fn run(env: &Env) -> Result<()> {
         })?;
         let step = format!("bench-methods: PyTorch eager, round {round} of {ROUNDS}");
         let reference = shell::step(&step, || {
-            let mut cmd = Command::new(&python);
-            cmd.arg(root.join("benches/reference/method_step.py")).current_dir(&root);
-            json_lines(cmd.env("GLIBC_TUNABLES", HEAP_KEPT))
+            reference_rows(&python, &root, "benches/reference/method_step.py")
         })?;
         rounds.push(merge(&ours, &reference)?);
     }

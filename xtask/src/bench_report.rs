@@ -32,6 +32,14 @@ pub(crate) fn json_lines(cmd: &mut Command) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// Runs the PyTorch reference script `script` (relative to `root`) with `python` under the
+/// heap setting of timed runs, from `root`, and parses its JSON lines.
+pub(crate) fn reference_rows(python: &Path, root: &Path, script: &str) -> Result<Vec<Value>> {
+    let mut cmd = Command::new(python);
+    cmd.arg(root.join(script)).current_dir(root).env("GLIBC_TUNABLES", HEAP_KEPT);
+    json_lines(&mut cmd)
+}
+
 /// Criterion's median for the benchmark directory `dir` (`…/<group>/<function>/<param>`),
 /// in milliseconds; `None` when criterion did not run it.
 pub(crate) fn criterion_ms(dir: &Path) -> Result<Option<f64>> {
