@@ -4,6 +4,7 @@
 //! scheduled momentum of each step; SimSiam's predictor keeps a fixed learning rate.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -41,6 +42,14 @@ fn tiny(file: &str, extra: &[&str]) -> Config {
 
 fn views(n: i64) -> Vec<Tensor> {
     (0..2).map(|_| Tensor::rand([n, 1, 14, 14], (Kind::Float, Device::Cpu))).collect()
+}
+
+/// Adds `v` to the variable `name` of `vars` in place, outside autograd.
+fn add_in_place(vars: &HashMap<String, Tensor>, name: &str, v: f64) {
+    tch::no_grad(|| {
+        let mut t = vars[name].shallow_clone();
+        t += v;
+    });
 }
 
 const CTX: StepContext = StepContext { step: 0, total: 10, epoch: 0 };
@@ -160,16 +169,10 @@ fn mocos_keys_come_from_the_key_encoder_and_only_its_weights_matter() {
     let base = moco_loss(&mut m, &v);
     let vars = m.key_encoder().var_store().variables();
     // The key encoder's BatchNorm statistics are not used by its train-mode forward.
-    tch::no_grad(|| {
-        let mut rm = vars["backbone.bn1.running_mean"].shallow_clone();
-        rm += 3.0;
-    });
+    add_in_place(&vars, "backbone.bn1.running_mean", 3.0);
     assert_eq!(moco_loss(&mut m, &v), base, "running statistics do not make the keys");
     // Its weights do.
-    tch::no_grad(|| {
-        let mut w = vars["head.layers.2.weight"].shallow_clone();
-        w += 0.5;
-    });
+    add_in_place(&vars, "head.layers.2.weight", 0.5);
     let moved = moco_loss(&mut m, &v);
     assert!(
         (moved - base).abs() > 1e-4,
@@ -233,19 +236,13 @@ fn byols_targets_come_from_the_target_networks_weights() {
     let loss = |m: &mut Byol| m.step(&v, &CTX).unwrap().loss.double_value(&[]);
     let base = loss(&mut byol);
     let vars = byol.target().var_store().variables();
-    tch::no_grad(|| {
-        let mut rm = vars["backbone.bn1.running_mean"].shallow_clone();
-        rm += 3.0;
-    });
+    add_in_place(&vars, "backbone.bn1.running_mean", 3.0);
     assert_eq!(
         loss(&mut byol),
         base,
         "the target's BatchNorm statistics are not used in train mode"
     );
-    tch::no_grad(|| {
-        let mut w = vars["head.layers.3.weight"].shallow_clone();
-        w += 0.5;
-    });
+    add_in_place(&vars, "head.layers.3.weight", 0.5);
     let moved = loss(&mut byol);
     assert!(
         (moved - base).abs() > 1e-4,
