@@ -24,7 +24,8 @@ fn configs() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
 }
 
-/// A shipped config, shrunk: width-4 backbone, batch 16, three steps, no monitor.
+/// A shipped config, shrunk: width-4 backbone, batch 16, three steps, no monitor (its depth,
+/// heads, views and optimiser as shipped).
 fn tiny(file: &str, extra: &[&str]) -> Config {
     let dir = std::env::var("SSL_RS_DATA_DIR")
         .expect("SSL_RS_DATA_DIR is unset: run `cargo xtask setup` first (it installs the data)");
@@ -32,6 +33,7 @@ fn tiny(file: &str, extra: &[&str]) -> Config {
         format!("data.dir={dir}"),
         "data.batch_size=16".into(),
         "model.backbone.width=4".into(),
+        "train.epochs=null".into(),
         "train.budget_minutes=null".into(),
         "train.steps=3".into(),
         "eval.monitor_bank=0".into(),
@@ -55,21 +57,32 @@ fn add_in_place(vars: &HashMap<String, Tensor>, name: &str, v: f64) {
 const CTX: StepContext = StepContext { step: 0, total: 10, epoch: 0 };
 
 #[test]
-fn every_shipped_fmnist_config_trains_three_steps_of_a_tiny_model() {
+fn every_shipped_config_trains_three_steps_of_a_tiny_model() {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(configs()).unwrap() {
         let file = entry.unwrap().file_name().into_string().unwrap();
-        let Some(stem) = file.strip_suffix("-fmnist.yaml") else { continue };
+        let Some(stem) = file
+            .strip_suffix("-fmnist.yaml")
+            .or_else(|| file.strip_suffix("-fmnist-resnet18.yaml"))
+        else {
+            continue;
+        };
         let cfg = tiny(&file, &[]);
         assert_eq!(cfg.method.name(), stem, "{file} names its method");
         let _rng = seed_global_rng(0); // `train` seeds again from `seed`
         let trained = ssl_train::train(&cfg, None).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(trained.losses.len(), 3, "{file}");
         assert!(trained.losses.iter().all(|l| l.is_finite()), "{file}: {:?}", trained.losses);
-        names.push(stem.to_owned());
+        names.push(file);
     }
     names.sort();
-    assert_eq!(names, ["byol", "mocov1", "mocov2", "simclr", "simsiam"]);
+    let methods = ["byol", "mocov1", "mocov2", "simclr", "simsiam"];
+    let mut expected: Vec<String> = methods
+        .iter()
+        .flat_map(|m| [format!("{m}-fmnist-resnet18.yaml"), format!("{m}-fmnist.yaml")])
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected, "the CPU and the ResNet-18 recipe of each method");
 }
 
 /// A method of our own: pull the unit backbone features of the two views together. Counts its
