@@ -7,7 +7,7 @@ use ssl_loss::{l2_normalize, InfoNce, InfoNceConfig, NtXent, NtXentConfig, PairL
 use ssl_moco::{BufferRule, FeatureQueue, MomentumEncoder};
 use ssl_models::{ProjectionHeadConfig, ResNet};
 use ssl_train::evaluate::{EvalData, Scores};
-use ssl_train::{Config, Encoder, Method, Result, StepContext, StepOutput};
+use ssl_train::{Batch, Config, Encoder, Method, Result, StepContext, StepOutput};
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
 
@@ -44,7 +44,7 @@ impl Method for ClrWithQueue {
         &self.views
     }
 
-    fn step(&mut self, v: &[Tensor], _ctx: &StepContext) -> Result<StepOutput> {
+    fn step(&mut self, Batch { views: v, .. }: &Batch<'_>, _: &StepContext) -> Result<StepOutput> {
         let (h1, z1) = self.encoder.features_and_projection(&v[0], true); // [N, F], [N, D]
         let z2 = self.encoder.forward_t(&v[1], true);
         let k2 = l2_normalize(&self.keys.forward_t(&v[1], true), 1e-12); // no gradient
@@ -75,8 +75,8 @@ impl Method for ClrWithQueue {
 /// Trains it `steps` steps (default config + `overrides`), scores it on held-out images.
 pub(crate) fn run(steps: u64, overrides: &[String]) -> anyhow::Result<(Vec<f64>, Scores)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/simclr-fmnist.yaml");
-    let mut o = vec![format!("train.steps={steps}"), "train.budget_minutes=null".to_owned()];
-    o.push("eval.validation=true".to_owned());
+    let mut o = vec![format!("train.steps={steps}"), "train.budget_minutes=null".into()];
+    o.push("eval.validation=true".into());
     if let Ok(dir) = std::env::var("SSL_RS_DATA_DIR") {
         o.push(format!("data.dir={dir}"));
     }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde_json::json;
 use ssl_moco::{BufferRule, FeatureQueue, MomentumEncoder};
 use ssl_train::config::{self, MethodConfig};
-use ssl_train::{build_model, Encoder, Optimizer, StepContext};
+use ssl_train::{build_model, Batch, Encoder, Optimizer, StepContext};
 use tch::{Device, Kind, Tensor};
 
 const WARMUP: usize = 3;
@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
             (0..2).map(|_| Tensor::rand([b, 1, h, w], (Kind::Float, device))).collect();
         let ctx = StepContext { step: 100, total: 1000, epoch: 0 };
         let step_ms = median_ms(RUNS, || {
-            let out = method.step(&views, &ctx).expect("step");
+            let out = method.step(&Batch::unlabelled(&views), &ctx).expect("step");
             opt.backward_step(&out.loss, o.lr * 0.5);
             method.after_step(&ctx).expect("after_step");
         });

@@ -7,11 +7,10 @@ use ssl_loss::{l2_normalize, NegativeCosine, NegativeCosineConfig};
 use ssl_moco::{momentum_at, BufferRule, MomentumEncoder};
 use ssl_models::{ProjectionHead, ResNet};
 use tch::nn::{ModuleT, VarStore};
-use tch::Tensor;
 
 use crate::config::{validate_projector_and_predictor, HeadConfig};
 use crate::encoder::Encoder;
-use crate::method::{Method, StepContext, StepOutput};
+use crate::method::{Batch, Method, StepContext, StepOutput};
 use crate::{Config, Result, TrainError};
 
 /// BYOL's settings (`method: {name: byol, ...}`).
@@ -101,7 +100,8 @@ impl Method for Byol {
         &self.views
     }
 
-    fn step(&mut self, views: &[Tensor], ctx: &StepContext) -> Result<StepOutput> {
+    fn step(&mut self, batch: &Batch<'_>, ctx: &StepContext) -> Result<StepOutput> {
+        let views = batch.views;
         let (h1, z1) = self.online.features_and_projection(&views[0], true); // [N, F], [N, D]
         let z2 = self.online.forward_t(&views[1], true);
         let p1 = self.predictor.forward_t(&z1, true);

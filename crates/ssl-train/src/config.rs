@@ -12,7 +12,9 @@ use ssl_models::{Precision, ProjectionHead, ProjectionHeadConfig, ResNetConfig};
 use tch::nn;
 
 use crate::eval::{KnnConfig, LinearProbeConfig};
-pub use crate::methods::{MethodConfig, SimClrConfig, METHOD_NAMES};
+pub use crate::methods::{
+    MethodConfig, SimClrConfig, SimClrDclConfig, SimClrHclConfig, METHOD_NAMES,
+};
 use crate::optim::OptimKind;
 use crate::{Result, TrainError};
 

@@ -47,6 +47,10 @@ pub struct Summary {
     /// The method that trained (`method.name`).
     #[serde(default)]
     pub method: String,
+    /// Whether the method trained on the labels (SupCon, supervised): such a row is not
+    /// self-supervised.
+    #[serde(default)]
+    pub labels_in_pretraining: bool,
     /// The trained network's kNN-200 top-1.
     pub knn_top1: f64,
     /// The trained network's linear-probe top-1.

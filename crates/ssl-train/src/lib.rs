@@ -22,6 +22,7 @@ pub mod malloc;
 mod method;
 mod methods;
 mod moco;
+mod mocov3;
 mod monitor;
 mod online_probe;
 mod optim;
@@ -31,6 +32,8 @@ pub mod run_dir;
 mod schedule;
 mod simclr;
 mod simsiam;
+mod supcon;
+mod supervised;
 mod trainer;
 
 pub use budget::{steps_within_budget, BudgetInputs};
@@ -40,8 +43,9 @@ pub use config::Config;
 pub use encoder::Encoder;
 pub use error::{Result, TrainError};
 pub use evaluate::{set_eval_precision, Scores, Summary};
-pub use method::{LrGroup, Method, StepContext, StepOutput};
+pub use method::{Batch, LrGroup, Method, StepContext, StepOutput};
 pub use moco::{Moco, MocoConfig};
+pub use mocov3::{MocoV3, MocoV3Config};
 pub use online_probe::OnlineProbe;
 pub use optim::{OptimKind, Optimizer};
 pub use plot::plot_curves;
@@ -49,6 +53,8 @@ pub use run_dir::RunDir;
 pub use schedule::warmup_cosine;
 pub use simclr::SimClr;
 pub use simsiam::{SimSiam, SimSiamConfig};
+pub use supcon::{SupConMethod, SupConMethodConfig};
+pub use supervised::{Supervised, SupervisedConfig};
 pub use trainer::{
     build_model, held_out, train, train_with, BudgetReport, BuildMethod, EpochMetrics, StepMetrics,
     Trained,

@@ -110,6 +110,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     let last = trained.epochs.last();
     let summary = Summary {
         method: cfg.method.name().to_owned(),
+        labels_in_pretraining: trained.model.uses_labels(),
         knn_top1: ours.knn_top1,
         linear_top1: ours.linear_top1,
         online_linear_top1: last.and_then(|e| e.online_linear),
@@ -218,9 +219,14 @@ fn print_table(
             acc * 100.0
         );
     }
+    let labels = if s.labels_in_pretraining {
+        "this method trained the encoder on the labels: a supervised row, not self-supervised"
+    } else {
+        "no label reached the encoder in pre-training (the online probe reads them on detached \
+         features)"
+    };
     println!(
         "linear probe: lr and weight decay chosen on a held-out 10 % of the training set, never \
-         on the test set; no label reached the encoder in pre-training (the online probe reads \
-         them on detached features)"
+         on the test set; {labels}"
     );
 }

@@ -19,6 +19,24 @@ pub struct StepContext {
     pub epoch: u64,
 }
 
+/// One step's data as a method sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    /// The augmented views (`[N, C, H, W]` each, in [`Method::views`]'s order).
+    pub views: &'a [Tensor],
+    /// The source images' class labels (`[N]`, int64), passed only to a method whose
+    /// [`Method::uses_labels`] is true (SupCon, the supervised ceiling); `None` for every
+    /// self-supervised method, which never sees a label.
+    pub labels: Option<&'a Tensor>,
+}
+
+impl<'a> Batch<'a> {
+    /// Views without labels, as a self-supervised method gets them.
+    pub fn unlabelled(views: &'a [Tensor]) -> Self {
+        Self { views, labels: None }
+    }
+}
+
 /// What one step of a method computed.
 #[derive(Debug)]
 pub struct StepOutput {
@@ -48,7 +66,8 @@ pub enum LrGroup {
 /// evaluation, and knows no method by name.
 ///
 /// One step, in the trainer's order: for each view `v`, `views()[v]` augments the batch with
-/// the stream `aug_rng(seed, [epoch, batch, v])`; [`Method::step`] returns the loss; the
+/// the stream `aug_rng(seed, [epoch, batch, v])`; [`Method::step`] returns the loss from the
+/// views (and the labels, for a method that [`Method::uses_labels`]); the
 /// optimiser steps on the gradients of the method's trainable variables (biases and BatchNorm
 /// are never decayed or LARS-adapted; [`Method::lr_group`] picks each variable's schedule);
 /// then [`Method::after_step`] (EMA update, enqueue). [`Method::after_epoch`] runs after each
@@ -61,12 +80,20 @@ pub trait Method: Debug {
     /// The augmentation pipeline of each view; their number is the number of views.
     fn views(&self) -> &[Compose];
 
-    /// The loss of one step from the augmented views (`[N, C, H, W]` each, in `views()`'s
-    /// order), in training mode.
+    /// The loss of one step from the batch's augmented views (`[N, C, H, W]` each, in
+    /// `views()`'s order), in training mode.
     ///
     /// # Errors
-    /// Shape or queue errors of the method's parts.
-    fn step(&mut self, views: &[Tensor], ctx: &StepContext) -> Result<StepOutput>;
+    /// Shape or queue errors of the method's parts; a method that uses labels errs when
+    /// `batch.labels` is `None`.
+    fn step(&mut self, batch: &Batch<'_>, ctx: &StepContext) -> Result<StepOutput>;
+
+    /// Whether the method trains on class labels (SupCon, the supervised ceiling): only then
+    /// does the trainer pass them in [`Batch::labels`], and the run says that labels reached
+    /// the encoder. `false` for every self-supervised method.
+    fn uses_labels(&self) -> bool {
+        false
+    }
 
     /// Runs after each optimiser step: momentum-encoder updates, enqueues, clamps.
     ///

@@ -3,14 +3,17 @@
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use ssl_loss::NtXentConfig;
+use ssl_loss::{DclConfig, HardNegativeConfig, NtXentConfig};
 use tch::nn::VarStore;
 
 use crate::byol::{Byol, ByolConfig};
 use crate::config::ProjectionConfig;
 use crate::method::Method;
 use crate::moco::{Moco, MocoConfig};
+use crate::mocov3::{MocoV3, MocoV3Config};
 use crate::simsiam::{SimSiam, SimSiamConfig};
+use crate::supcon::{SupConMethod, SupConMethodConfig};
+use crate::supervised::{Supervised, SupervisedConfig};
 use crate::{Config, Result, SimClr, TrainError};
 
 /// SimCLR's settings (`method: {name: simclr, ...}`).
@@ -23,8 +26,31 @@ pub struct SimClrConfig {
     pub loss: NtXentConfig,
 }
 
+/// SimCLR with HCL's hard-negative loss (`method: {name: simclr-hcl, ...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimClrHclConfig {
+    /// SimCLR's projection head g.
+    pub projection: ProjectionConfig,
+    /// τ, β (the concentration on hard negatives) and τ⁺ (the debiasing prior) of Robinson et
+    /// al. 2021; keys left out take the paper's CIFAR values (0.5, 1.0, 0.1).
+    pub loss: HardNegativeConfig,
+}
+
+/// SimCLR with DCL's decoupled loss (`method: {name: simclr-dcl, ...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimClrDclConfig {
+    /// SimCLR's projection head g.
+    pub projection: ProjectionConfig,
+    /// τ and DCL-W's σ (null: plain DCL) of Yeh et al. 2022; keys left out take τ 0.1 and
+    /// plain DCL.
+    pub loss: DclConfig,
+}
+
 /// Which method trains, with its own keys. In YAML a mapping whose `name` is the method
-/// (`simclr`, `mocov1`, `mocov2`, `byol`, `simsiam`) and whose other keys are that method's;
+/// (`simclr`, `simclr-hcl`, `simclr-dcl`, `mocov1`, `mocov2`, `mocov3`, `byol`, `simsiam`,
+/// `supcon`, `supervised`) and whose other keys are that method's;
 /// unknown keys are errors naming `method.<key>`.
 ///
 /// The enum is the registry: an exhaustive `match` the compiler checks, so a new method is a
@@ -34,28 +60,56 @@ pub struct SimClrConfig {
 pub enum MethodConfig {
     /// SimCLR (Chen et al. 2020).
     Simclr(SimClrConfig),
+    /// SimCLR with hard negatives (Robinson et al. 2021).
+    #[serde(rename = "simclr-hcl")]
+    SimclrHcl(SimClrHclConfig),
+    /// SimCLR with the decoupled loss (Yeh et al. 2022).
+    #[serde(rename = "simclr-dcl")]
+    SimclrDcl(SimClrDclConfig),
     /// MoCo v1 (He et al. 2020): linear head, τ 0.07.
     Mocov1(MocoConfig),
     /// MoCo v2 (Chen et al. 2020): MLP head, τ 0.2, blur.
     Mocov2(MocoConfig),
+    /// MoCo v3 (Chen, Xie, He 2021): momentum encoder, predictor, in-batch InfoNCE.
+    Mocov3(MocoV3Config),
     /// BYOL (Grill et al. 2020).
     Byol(ByolConfig),
     /// SimSiam (Chen & He 2021).
     Simsiam(SimSiamConfig),
+    /// SupCon (Khosla et al. 2020): uses the labels.
+    Supcon(SupConMethodConfig),
+    /// Cross-entropy on the labels: the supervised ceiling.
+    Supervised(SupervisedConfig),
 }
 
 /// The names `method.name` accepts.
-pub const METHOD_NAMES: [&str; 5] = ["simclr", "mocov1", "mocov2", "byol", "simsiam"];
+pub const METHOD_NAMES: [&str; 10] = [
+    "simclr",
+    "simclr-hcl",
+    "simclr-dcl",
+    "mocov1",
+    "mocov2",
+    "mocov3",
+    "byol",
+    "simsiam",
+    "supcon",
+    "supervised",
+];
 
 impl MethodConfig {
     /// The method's name as the YAML writes it.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Simclr(_) => "simclr",
+            Self::SimclrHcl(_) => "simclr-hcl",
+            Self::SimclrDcl(_) => "simclr-dcl",
             Self::Mocov1(_) => "mocov1",
             Self::Mocov2(_) => "mocov2",
+            Self::Mocov3(_) => "mocov3",
             Self::Byol(_) => "byol",
             Self::Simsiam(_) => "simsiam",
+            Self::Supcon(_) => "supcon",
+            Self::Supervised(_) => "supervised",
         }
     }
 
@@ -63,10 +117,15 @@ impl MethodConfig {
     pub fn title(&self) -> &'static str {
         match self {
             Self::Simclr(_) => "SimCLR",
+            Self::SimclrHcl(_) => "SimCLR-HCL",
+            Self::SimclrDcl(_) => "SimCLR-DCL",
             Self::Mocov1(_) => "MoCo v1",
             Self::Mocov2(_) => "MoCo v2",
+            Self::Mocov3(_) => "MoCo v3",
             Self::Byol(_) => "BYOL",
             Self::Simsiam(_) => "SimSiam",
+            Self::Supcon(_) => "SupCon",
+            Self::Supervised(_) => "supervised",
         }
     }
 
@@ -77,21 +136,32 @@ impl MethodConfig {
     pub fn validate(&self) -> Result<()> {
         match self {
             Self::Simclr(c) => {
-                if c.projection.hidden_dim < 1 || c.projection.output_dim < 1 {
-                    return Err(TrainError::Invalid {
-                        field: "method.projection".into(),
-                        value: format!("{:?}", c.projection),
-                        reason: "sizes must be ≥ 1".into(),
-                    });
-                }
+                check_projection(&c.projection)?;
                 if !c.loss.learnable_temperature {
                     c.loss.build()?;
                 }
                 Ok(())
             }
+            Self::SimclrHcl(c) => {
+                check_projection(&c.projection)?;
+                c.loss.build()?;
+                Ok(())
+            }
+            Self::SimclrDcl(c) => {
+                check_projection(&c.projection)?;
+                c.loss.build()?;
+                Ok(())
+            }
             Self::Mocov1(c) | Self::Mocov2(c) => c.validate(),
+            Self::Mocov3(c) => c.validate(),
             Self::Byol(c) => c.validate(),
             Self::Simsiam(c) => c.validate(),
+            Self::Supcon(c) => {
+                check_projection(&c.projection)?;
+                c.loss.build()?;
+                Ok(())
+            }
+            Self::Supervised(c) => c.validate(),
         }
     }
 
@@ -102,11 +172,38 @@ impl MethodConfig {
     pub fn build(&self, vs: &VarStore, cfg: &Config) -> Result<Box<dyn Method>> {
         Ok(match self {
             Self::Simclr(c) => Box::new(SimClr::new(&vs.root(), cfg, c)?),
+            Self::SimclrHcl(c) => Box::new(SimClr::with_loss(
+                &vs.root(),
+                cfg,
+                &c.projection,
+                Box::new(c.loss.build()?),
+            )?),
+            Self::SimclrDcl(c) => Box::new(SimClr::with_loss(
+                &vs.root(),
+                cfg,
+                &c.projection,
+                Box::new(c.loss.build()?),
+            )?),
             Self::Mocov1(c) | Self::Mocov2(c) => Box::new(Moco::new(vs, cfg, c)?),
+            Self::Mocov3(c) => Box::new(MocoV3::new(vs, cfg, c)?),
             Self::Byol(c) => Box::new(Byol::new(vs, cfg, c)?),
             Self::Simsiam(c) => Box::new(SimSiam::new(vs, cfg, c)?),
+            Self::Supcon(c) => Box::new(SupConMethod::new(vs, cfg, c)?),
+            Self::Supervised(c) => Box::new(Supervised::new(vs, cfg, c)?),
         })
     }
+}
+
+/// Checks a projection head's sizes.
+fn check_projection(p: &ProjectionConfig) -> Result<()> {
+    if p.hidden_dim < 1 || p.output_dim < 1 {
+        return Err(TrainError::Invalid {
+            field: "method.projection".into(),
+            value: format!("{p:?}"),
+            reason: "sizes must be ≥ 1".into(),
+        });
+    }
+    Ok(())
 }
 
 impl<'de> Deserialize<'de> for MethodConfig {
@@ -126,10 +223,15 @@ impl<'de> Deserialize<'de> for MethodConfig {
         }
         match name.as_str() {
             "simclr" => keys(value, &name).map(Self::Simclr),
+            "simclr-hcl" => keys(value, &name).map(Self::SimclrHcl),
+            "simclr-dcl" => keys(value, &name).map(Self::SimclrDcl),
             "mocov1" => keys(value, &name).map(Self::Mocov1),
             "mocov2" => keys(value, &name).map(Self::Mocov2),
+            "mocov3" => keys(value, &name).map(Self::Mocov3),
             "byol" => keys(value, &name).map(Self::Byol),
             "simsiam" => keys(value, &name).map(Self::Simsiam),
+            "supcon" => keys(value, &name).map(Self::Supcon),
+            "supervised" => keys(value, &name).map(Self::Supervised),
             other => Err(D::Error::custom(format!("unknown method `{other}`: one of {names}"))),
         }
     }

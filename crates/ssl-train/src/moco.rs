@@ -11,7 +11,7 @@ use tch::{Kind, Tensor};
 
 use crate::config::HeadConfig;
 use crate::encoder::Encoder;
-use crate::method::{Method, StepContext, StepOutput};
+use crate::method::{Batch, Method, StepContext, StepOutput};
 use crate::{Config, Result, TrainError};
 
 /// MoCo's keys (`method: {name: mocov1 | mocov2, ...}`).
@@ -150,7 +150,8 @@ impl Method for Moco {
         &self.views
     }
 
-    fn step(&mut self, views: &[Tensor], _ctx: &StepContext) -> Result<StepOutput> {
+    fn step(&mut self, batch: &Batch<'_>, _ctx: &StepContext) -> Result<StepOutput> {
+        let views = batch.views;
         let negatives = self.queue.negatives(); // [K, D], this step's, before any enqueue
         let (h1, q1) = self.encoder.features_and_projection(&views[0], true); // [N, F], [N, D]
         let k2 = self.keys(&views[1]);

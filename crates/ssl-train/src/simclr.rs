@@ -1,13 +1,14 @@
-//! SimCLR: two augmented views, a shared encoder and NT-Xent.
+//! SimCLR: two augmented views, a shared encoder and NT-Xent (or another two-view loss).
 
 use ssl_aug::Compose;
-use ssl_loss::{NtXent, PairLoss};
+use ssl_loss::PairLoss;
 use ssl_models::{ProjectionHeadConfig, ResNet};
 use tch::nn;
 use tch::Tensor;
 
+use crate::config::ProjectionConfig;
 use crate::encoder::Encoder;
-use crate::method::{Method, StepContext, StepOutput};
+use crate::method::{Batch, Method, StepContext, StepOutput};
 use crate::methods::SimClrConfig;
 use crate::{Config, Result};
 
@@ -19,10 +20,14 @@ use crate::{Config, Result};
 /// ```text
 /// x̃₁ = t₁(x), x̃₂ = t₂(x)    z = g(f(x̃))    L = NT-Xent(z₁, z₂; τ)
 /// ```
+///
+/// [`SimClr::with_loss`] swaps NT-Xent for any [`PairLoss`] on the same in-batch pairs: HCL's
+/// hard negatives (`simclr-hcl`, [`ssl_loss::HardNegative`]) and DCL's decoupled denominator
+/// (`simclr-dcl`, [`ssl_loss::Dcl`]).
 #[derive(Debug)]
 pub struct SimClr {
     encoder: Encoder,
-    loss: NtXent,
+    loss: Box<dyn PairLoss>,
     /// The two views' pipelines ([`Config::two_views`]).
     views: [Compose; 2],
 }
@@ -33,13 +38,27 @@ impl SimClr {
     /// # Errors
     /// The leaf crates' config errors.
     pub fn new(p: &nn::Path, cfg: &Config, simclr: &SimClrConfig) -> Result<Self> {
+        let loss = simclr.loss.build_in(&(p / "loss"))?;
+        Self::with_loss(p, cfg, &simclr.projection, Box::new(loss))
+    }
+
+    /// SimCLR's encoder and views (variables `backbone.*`, `head.*` under `p`) with `loss` in
+    /// place of NT-Xent; its [`PairLoss::after_step`] runs after every optimiser step.
+    ///
+    /// # Errors
+    /// The leaf crates' config errors.
+    pub fn with_loss(
+        p: &nn::Path,
+        cfg: &Config,
+        projection: &ProjectionConfig,
+        loss: Box<dyn PairLoss>,
+    ) -> Result<Self> {
         let head = ProjectionHeadConfig {
-            hidden_dim: simclr.projection.hidden_dim,
-            output_dim: simclr.projection.output_dim,
+            hidden_dim: projection.hidden_dim,
+            output_dim: projection.output_dim,
             ..ProjectionHeadConfig::simclr(1) // input width set by Encoder
         };
         let encoder = Encoder::new(p, &cfg.model.backbone, &head)?;
-        let loss = simclr.loss.build_in(&(p / "loss"))?;
         Ok(Self { encoder, loss, views: cfg.two_views()? })
     }
 }
@@ -49,7 +68,8 @@ impl Method for SimClr {
         &self.views
     }
 
-    fn step(&mut self, views: &[Tensor], _ctx: &StepContext) -> Result<StepOutput> {
+    fn step(&mut self, batch: &Batch<'_>, _ctx: &StepContext) -> Result<StepOutput> {
+        let views = batch.views;
         // One forward over both views, so BatchNorm sees the 2N views together as in SimCLR.
         let n = views[0].size()[0];
         let both = Tensor::cat(&[&views[0], &views[1]], 0);

@@ -5,11 +5,10 @@ use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, NegativeCosine, NegativeCosineConfig};
 use ssl_models::{ProjectionHead, ResNet};
 use tch::nn::{ModuleT, VarStore};
-use tch::Tensor;
 
 use crate::config::{validate_projector_and_predictor, HeadConfig};
 use crate::encoder::Encoder;
-use crate::method::{LrGroup, Method, StepContext, StepOutput};
+use crate::method::{Batch, LrGroup, Method, StepContext, StepOutput};
 use crate::{Config, Result};
 
 /// SimSiam's settings (`method: {name: simsiam, ...}`).
@@ -76,7 +75,8 @@ impl Method for SimSiam {
         &self.views
     }
 
-    fn step(&mut self, views: &[Tensor], _ctx: &StepContext) -> Result<StepOutput> {
+    fn step(&mut self, batch: &Batch<'_>, _ctx: &StepContext) -> Result<StepOutput> {
+        let views = batch.views;
         let (h1, z1) = self.encoder.features_and_projection(&views[0], true); // [N, F], [N, D]
         let z2 = self.encoder.forward_t(&views[1], true);
         let p1 = self.predictor.forward_t(&z1, true);

@@ -16,7 +16,7 @@ use crate::budget::{steps_within_budget, BudgetInputs};
 use crate::collapse::CollapseStats;
 use crate::config::Length;
 use crate::evaluate::{held_out_len, CLASSES};
-use crate::method::{Method, StepContext};
+use crate::method::{Batch, Method, StepContext};
 use crate::monitor::Monitor;
 use crate::online_probe::OnlineProbe;
 use crate::optim::Optimizer;
@@ -339,7 +339,15 @@ pub fn train_with(
                 })
                 .collect(); // each [B, C, H', W']
             let ctx = StepContext { step, total: total.unwrap_or(u64::MAX), epoch };
-            let out = model.step(&views, &ctx)?;
+            let labels = batch.labels.as_ref().filter(|_| model.uses_labels());
+            if model.uses_labels() && labels.is_none() {
+                return Err(TrainError::Invalid {
+                    field: "method.name".into(),
+                    value: cfg.method.name().into(),
+                    reason: "the method trains on labels, and the data has none".into(),
+                });
+            }
+            let out = model.step(&Batch { views: &views, labels }, &ctx)?;
             let lr = warmup_cosine(step, warmup, ctx.total, o.lr);
             opt.backward_step(&out.loss, lr);
             model.after_step(&ctx)?;

@@ -5,8 +5,10 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::rc::Rc;
+
+mod common;
+use common::{configs, tiny};
 
 use ssl_aug::Compose;
 use ssl_loss::l2_normalize;
@@ -15,32 +17,10 @@ use ssl_models::ResNet;
 use ssl_testutil::seed_global_rng;
 use ssl_train::config::{self, MethodConfig};
 use ssl_train::{
-    Byol, Config, LrGroup, Method, Moco, SimSiam, StepContext, StepOutput, TrainError,
+    Batch, Byol, Config, LrGroup, Method, Moco, SimSiam, StepContext, StepOutput, TrainError,
 };
 use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Tensor};
-
-fn configs() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("configs")
-}
-
-/// A shipped config, shrunk: width-4 backbone, batch 16, three steps, no monitor (its depth,
-/// heads, views and optimiser as shipped).
-fn tiny(file: &str, extra: &[&str]) -> Config {
-    let dir = std::env::var("SSL_RS_DATA_DIR")
-        .expect("SSL_RS_DATA_DIR is unset: run `cargo xtask setup` first (it installs the data)");
-    let mut o: Vec<String> = vec![
-        format!("data.dir={dir}"),
-        "data.batch_size=16".into(),
-        "model.backbone.width=4".into(),
-        "train.epochs=null".into(),
-        "train.budget_minutes=null".into(),
-        "train.steps=3".into(),
-        "eval.monitor_bank=0".into(),
-    ];
-    o.extend(extra.iter().map(|s| s.to_string()));
-    config::load(&configs().join(file), &o).unwrap_or_else(|e| panic!("{file}: {e}"))
-}
 
 fn views(n: i64) -> Vec<Tensor> {
     (0..2).map(|_| Tensor::rand([n, 1, 14, 14], (Kind::Float, Device::Cpu))).collect()
@@ -76,8 +56,7 @@ fn every_shipped_config_trains_three_steps_of_a_tiny_model() {
         names.push(file);
     }
     names.sort();
-    let methods = ["byol", "mocov1", "mocov2", "simclr", "simsiam"];
-    let mut expected: Vec<String> = methods
+    let mut expected: Vec<String> = ssl_train::config::METHOD_NAMES
         .iter()
         .flat_map(|m| [format!("{m}-fmnist-resnet18.yaml"), format!("{m}-fmnist.yaml")])
         .collect();
@@ -100,7 +79,9 @@ impl Method for Align {
         &self.views
     }
 
-    fn step(&mut self, views: &[Tensor], _ctx: &StepContext) -> ssl_train::Result<StepOutput> {
+    fn step(&mut self, batch: &Batch<'_>, _ctx: &StepContext) -> ssl_train::Result<StepOutput> {
+        assert!(batch.labels.is_none(), "a method that does not use labels never sees them");
+        let views = batch.views;
         let h1 = l2_normalize(&self.backbone.forward_t(&views[0], true), 1e-12);
         let h2 = l2_normalize(&self.backbone.forward_t(&views[1], true), 1e-12);
         let loss = (&h1 - &h2).square().sum_dim_intlist(1, false, Kind::Float).mean(Kind::Float);
@@ -167,7 +148,7 @@ fn moco(extra: &[&str]) -> (VarStore, Moco) {
 /// same permutation.
 fn moco_loss(m: &mut Moco, v: &[Tensor]) -> f64 {
     let _rng = seed_global_rng(5);
-    m.step(v, &CTX).unwrap().loss.double_value(&[])
+    m.step(&Batch::unlabelled(v), &CTX).unwrap().loss.double_value(&[])
 }
 
 #[test]
@@ -205,7 +186,7 @@ fn mocos_queue_changes_only_after_the_step_and_takes_both_symmetric_keys() {
     let before = m.queue().negatives().copy();
     let out = {
         let _g = seed_global_rng(6);
-        m.step(&v, &CTX).unwrap()
+        m.step(&Batch::unlabelled(&v), &CTX).unwrap()
     };
     assert!(m.queue().negatives().equal(&before), "both halves saw the queue as it was");
     let mi = out.logs.iter().find(|(k, _)| *k == "mi_bound").unwrap().1;
@@ -229,7 +210,7 @@ fn byol_logs_and_applies_the_scheduled_momentum_of_each_step() {
     let v = views(8);
     for step in [0u64, 4, 9] {
         let ctx = StepContext { step, total: 10, epoch: 0 };
-        let out = byol.step(&v, &ctx).unwrap();
+        let out = byol.step(&Batch::unlabelled(&v), &ctx).unwrap();
         let logged = out.logs.iter().find(|(k, _)| *k == "momentum").unwrap().1;
         assert_eq!(logged, momentum_at(step, 10, b.base_momentum, 1.0));
         // BYOL's symmetric loss is the sum of two normalised MSEs: in [0, 8].
@@ -246,7 +227,7 @@ fn byols_targets_come_from_the_target_networks_weights() {
     let vs = VarStore::new(Device::Cpu);
     let mut byol = Byol::new(&vs, &cfg, &b).unwrap();
     let v = views(8);
-    let loss = |m: &mut Byol| m.step(&v, &CTX).unwrap().loss.double_value(&[]);
+    let loss = |m: &mut Byol| m.step(&Batch::unlabelled(&v), &CTX).unwrap().loss.double_value(&[]);
     let base = loss(&mut byol);
     let vars = byol.target().var_store().variables();
     add_in_place(&vars, "backbone.bn1.running_mean", 3.0);
@@ -273,7 +254,7 @@ fn simsiams_predictor_keeps_the_peak_learning_rate_and_its_targets_get_no_gradie
     assert_eq!(simsiam.lr_group("predictor.layers.0.weight"), LrGroup::Fixed);
     assert_eq!(simsiam.lr_group("backbone.conv1.weight"), LrGroup::Scheduled);
     // −cos lies in [−1, 1]; at initialisation p and z are far from aligned.
-    let l = simsiam.step(&views(8), &CTX).unwrap().loss.double_value(&[]);
+    let l = simsiam.step(&Batch::unlabelled(&views(8)), &CTX).unwrap().loss.double_value(&[]);
     assert!((-1.0..=1.0).contains(&l), "{l}");
 }
 

@@ -1,0 +1,140 @@
+//! MoCo v3: a momentum encoder without a queue, a predictor on the query side, and symmetric
+//! in-batch InfoNCE.
+
+use serde::{Deserialize, Serialize};
+use ssl_aug::Compose;
+use ssl_loss::{l2_normalize, InfoNce, InfoNceConfig, PairLoss};
+use ssl_moco::{momentum_at, BufferRule, MomentumEncoder};
+use ssl_models::{ProjectionHead, ResNet};
+use tch::nn::{ModuleT, VarStore};
+
+use crate::config::{validate_projector_and_predictor, HeadConfig};
+use crate::encoder::Encoder;
+use crate::method::{Batch, Method, StepContext, StepOutput};
+use crate::{Config, Result, TrainError};
+
+/// MoCo v3's settings (`method: {name: mocov3, ...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MocoV3Config {
+    /// The projector g: 3 layers, 4096 hidden, 256 out, BatchNorm on every layer (paper,
+    /// Sec. 4; the output's without affine, as the authors' code).
+    pub projector: HeadConfig,
+    /// The predictor q on the query side: 2 layers, 256 → 4096 → 256, BatchNorm on the hidden
+    /// one.
+    pub predictor: HeadConfig,
+    /// InfoNCE temperature τ (paper: 1.0 for ResNet-50, 0.2 for ViT).
+    pub temperature: f64,
+    /// m_base, the momentum encoder's EMA coefficient at step 0, raised to 1 by a cosine over
+    /// the run (paper: 0.99 for ResNet-50 at batch 4096; 0.996 at smaller batches).
+    pub base_momentum: f64,
+}
+
+impl MocoV3Config {
+    /// Checks every field; errors name `method.<field>`.
+    ///
+    /// # Errors
+    /// [`TrainError::Invalid`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        validate_projector_and_predictor(&self.projector, &self.predictor)?;
+        InfoNceConfig { temperature: self.temperature }.build()?;
+        if !(0.0..=1.0).contains(&self.base_momentum) {
+            return Err(TrainError::Invalid {
+                field: "method.base_momentum".into(),
+                value: self.base_momentum.to_string(),
+                reason: "must be in [0, 1]".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// MoCo v3 on the backbone of `model.backbone`.
+///
+/// Paper: Chen, Xie, He, "An Empirical Study of Training Self-Supervised Vision Transformers",
+/// ICCV 2021, <https://arxiv.org/abs/2104.02057>, Algorithm 1.
+///
+/// ```text
+/// q = q_θ(g_θ(f_θ(x))),  k = g_ξ(f_ξ(x))  (momentum encoder, no gradient)
+/// ctr(q, k) = 2τ · 1/N Σᵢ −log exp(q̂ᵢ·k̂ᵢ/τ) / Σⱼ exp(q̂ᵢ·k̂ⱼ/τ)   (the other keys of the batch)
+/// L = ctr(q₁, k₂) + ctr(q₂, k₁)
+/// after the step: ξ ← m ξ + (1 − m) θ,   m = 1 − (1 − m_base)(cos(πk/K) + 1)/2
+/// ```
+///
+/// No queue: the negatives are the batch's other keys. The 2τ factor is the authors' (it
+/// makes the gradient's scale independent of τ). The key encoder's BatchNorm sees the whole
+/// key batch, as the paper's SyncBN does across its GPUs. Logged: `momentum`.
+#[derive(Debug)]
+pub struct MocoV3 {
+    online: Encoder,
+    predictor: ProjectionHead,
+    target: MomentumEncoder<Encoder>,
+    loss: InfoNce,
+    cfg: MocoV3Config,
+    views: [Compose; 2],
+}
+
+impl MocoV3 {
+    /// Builds the query encoder in `vs` (`backbone.*`, `head.*`, `predictor.*`) and its
+    /// momentum copy.
+    ///
+    /// # Errors
+    /// Config errors naming the field, and the parts' errors.
+    pub fn new(vs: &VarStore, cfg: &Config, v3: &MocoV3Config) -> Result<Self> {
+        v3.validate()?;
+        let head = v3.projector.projection();
+        let build = |p: &tch::nn::Path| Encoder::new(p, &cfg.model.backbone, &head);
+        let online = build(&vs.root())?;
+        let predictor = v3.predictor.build(&(vs.root() / "predictor"), head.output_dim)?;
+        let target = MomentumEncoder::new(vs, BufferRule::Own, build)?;
+        let loss = InfoNceConfig { temperature: v3.temperature }.build()?;
+        Ok(Self { online, predictor, target, loss, cfg: *v3, views: cfg.two_views()? })
+    }
+
+    /// The momentum (key) encoder.
+    pub fn target(&self) -> &MomentumEncoder<Encoder> {
+        &self.target
+    }
+
+    /// m at `step` of a `total`-step run.
+    fn momentum(&self, step: u64, total: u64) -> f64 {
+        momentum_at(step, total, self.cfg.base_momentum, 1.0)
+    }
+}
+
+impl Method for MocoV3 {
+    fn views(&self) -> &[Compose] {
+        &self.views
+    }
+
+    fn step(&mut self, batch: &Batch<'_>, ctx: &StepContext) -> Result<StepOutput> {
+        let views = batch.views;
+        let (h1, z1) = self.online.features_and_projection(&views[0], true); // [N, F], [N, D]
+        let z2 = self.online.forward_t(&views[1], true);
+        let q1 = self.predictor.forward_t(&z1, true);
+        let q2 = self.predictor.forward_t(&z2, true);
+        let k1 = self.target.forward_t(&views[0], true); // [N, D], no gradient
+        let k2 = self.target.forward_t(&views[1], true);
+        let scale = 2.0 * self.cfg.temperature;
+        let loss = (self.loss.f_forward(&q1, &k2)? + self.loss.f_forward(&q2, &k1)?) * scale;
+        Ok(StepOutput {
+            loss,
+            embeddings: Some(l2_normalize(&z1.detach(), 1e-12)),
+            features: Some(h1.detach()),
+            logs: vec![("momentum", self.momentum(ctx.step, ctx.total))],
+        })
+    }
+
+    fn after_step(&mut self, ctx: &StepContext) -> Result<()> {
+        self.target.update(self.momentum(ctx.step, ctx.total))?;
+        Ok(())
+    }
+
+    fn backbone(&self) -> &ResNet {
+        self.online.backbone()
+    }
+
+    fn backbone_mut(&mut self) -> &mut ResNet {
+        self.online.backbone_mut()
+    }
+}
