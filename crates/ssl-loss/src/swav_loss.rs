@@ -128,18 +128,35 @@ impl SwavLoss {
     /// # Errors
     /// [`crate::LossError::Shape`] in the cases listed under `# Panics` on [`SwavLoss`].
     pub fn f_forward(&self, scores: &[Tensor], n_assign: usize) -> Result<Tensor> {
+        check_crops(scores)?;
         let v = scores.len();
-        ensure(v >= 2, "SwavLoss", || format!("needs ≥ 2 crops, got {v}"))?;
         ensure((1..=v).contains(&n_assign), "SwavLoss", || {
             format!("n_assign = {n_assign} must be in 1..={v} (the number of crops)")
         })?;
-        let shape = scores[0].size();
-        for (i, s) in scores.iter().enumerate() {
-            ensure(s.size().len() == 2 && s.size() == shape, "SwavLoss", || {
-                format!(
-                    "crop {i} has scores {:?}, crop 0 has {shape:?}; all must be [B, K]",
-                    s.size()
-                )
+        let c = self.cfg;
+        let codes: Vec<Tensor> = (scores.iter().take(n_assign))
+            .map(|crop| sinkhorn(crop, c.epsilon, c.sinkhorn_iterations))
+            .collect(); // [B, K] each
+        self.f_forward_with_codes(scores, &codes)
+    }
+
+    /// The swapped prediction with the codes given: `codes[s]` (`[B, K]`, rows summing to 1, no
+    /// gradient) is the target of crop `s` for every other crop. SwAV's small-batch variant
+    /// computes them by [`sinkhorn`] over a queue of past features and the batch, keeping the
+    /// batch's rows.
+    ///
+    /// # Errors
+    /// [`crate::LossError::Shape`] as [`SwavLoss::f_forward`], or when there are no codes,
+    /// more codes than crops, or a code's shape differs from the scores'.
+    pub fn f_forward_with_codes(&self, scores: &[Tensor], codes: &[Tensor]) -> Result<Tensor> {
+        check_crops(scores)?;
+        let (v, n_assign, shape) = (scores.len(), codes.len(), scores[0].size());
+        ensure((1..=v).contains(&n_assign), "SwavLoss", || {
+            format!("{n_assign} codes; need 1..={v} (one per assignment crop)")
+        })?;
+        for (i, q) in codes.iter().enumerate() {
+            ensure(q.size() == shape, "SwavLoss", || {
+                format!("code {i} is {:?}, the scores are {shape:?}", q.size())
             })?;
         }
         let kind = upcast(&scores[0]).kind();
@@ -147,10 +164,9 @@ impl SwavLoss {
             .iter()
             .map(|s| (s.to_kind(kind) / self.cfg.temperature).log_softmax(1, kind))
             .collect();
-        let c = self.cfg;
         let mut total = Tensor::zeros([], (kind, scores[0].device()));
-        for (s, crop) in scores.iter().enumerate().take(n_assign) {
-            let q = sinkhorn(crop, c.epsilon, c.sinkhorn_iterations); // [B, K]
+        for (s, q) in codes.iter().enumerate() {
+            let q = q.detach().to_kind(kind);
             for (_, lp) in log_p.iter().enumerate().filter(|(other, _)| *other != s) {
                 let ce = -(&q * lp).sum_dim_intlist([1i64].as_slice(), false, kind).mean(kind);
                 total += ce / (v - 1) as f64;
@@ -158,6 +174,19 @@ impl SwavLoss {
         }
         Ok(total / n_assign as f64)
     }
+}
+
+/// Checks that there are ≥ 2 crops of one `[B, K]` shape.
+fn check_crops(scores: &[Tensor]) -> Result<()> {
+    let v = scores.len();
+    ensure(v >= 2, "SwavLoss", || format!("needs ≥ 2 crops, got {v}"))?;
+    let shape = scores[0].size();
+    for (i, s) in scores.iter().enumerate() {
+        ensure(s.size().len() == 2 && s.size() == shape, "SwavLoss", || {
+            format!("crop {i} has scores {:?}, crop 0 has {shape:?}; all must be [B, K]", s.size())
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -203,6 +232,42 @@ mod tests {
         let two = [one[0].shallow_clone(), one[0].shallow_clone()];
         let err = swav.f_forward(&two, 3).unwrap_err().to_string();
         assert!(err.contains("n_assign = 3 must be in 1..=2"), "{err}");
+    }
+
+    #[test]
+    fn sinkhorn_runs_in_f32_on_bf16_scores() {
+        // Scores as a bf16 backbone's head would give them: the codes come back in f32 and
+        // equal those of the same (bf16-representable) scores given in f32.
+        let v: Vec<f32> = (0..24).map(|i| ((i * 5 % 9) as f32) / 4.0 - 1.0).collect();
+        let f32_scores = Tensor::from_slice(&v).view([6, 4]);
+        let bf16_scores = f32_scores.to_kind(Kind::BFloat16);
+        let q = sinkhorn(&bf16_scores, 0.05, 3);
+        assert_eq!(q.kind(), Kind::Float);
+        assert!(q.allclose(&sinkhorn(&f32_scores, 0.05, 3), 1e-6, 1e-6, false));
+        let rows = q.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        assert!(rows.allclose(&Tensor::ones([6], (Kind::Float, Device::Cpu)), 1e-5, 1e-5, false));
+    }
+
+    #[test]
+    fn given_codes_are_the_targets_of_every_other_crop() {
+        // Two crops, one code (one-hot on prototype 0 for both samples) and uniform scores
+        // of crop 1: the loss is −log softmax(0)[0] = ln K, whatever crop 0 scores.
+        let swav = SwavLossConfig::default().build().unwrap();
+        let s0 = Tensor::from_slice(&[1.0f64, -1.0, 0.5, 0.2]).view([2, 2]);
+        let s1 = Tensor::zeros([2, 2], (Kind::Double, Device::Cpu));
+        let q = Tensor::from_slice(&[1.0f64, 0.0, 1.0, 0.0]).view([2, 2]);
+        let l = swav.f_forward_with_codes(&[s0.shallow_clone(), s1], &[q]).unwrap();
+        assert!((l.double_value(&[]) - 2f64.ln()).abs() < 1e-12);
+        // And the codes forward computes are sinkhorn's.
+        let c = SwavLossConfig::default();
+        let both = [s0.shallow_clone(), s0.flip([1i64].as_slice())];
+        let codes: Vec<Tensor> = both.iter().map(|s| sinkhorn(s, c.epsilon, 3)).collect();
+        let a = swav.forward(&both, 2).double_value(&[]);
+        let b = swav.f_forward_with_codes(&both, &codes).unwrap().double_value(&[]);
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        let bad =
+            swav.f_forward_with_codes(&both, &[Tensor::zeros([2, 3], (Kind::Double, Device::Cpu))]);
+        assert!(bad.unwrap_err().to_string().contains("code 0 is [2, 3]"));
     }
 
     #[test]

@@ -34,6 +34,7 @@ mod simclr;
 mod simsiam;
 mod supcon;
 mod supervised;
+mod swav;
 mod trainer;
 
 pub use budget::{steps_within_budget, BudgetInputs};
@@ -55,6 +56,7 @@ pub use simclr::SimClr;
 pub use simsiam::{SimSiam, SimSiamConfig};
 pub use supcon::{SupConMethod, SupConMethodConfig};
 pub use supervised::{Supervised, SupervisedConfig};
+pub use swav::{Swav, SwavConfig};
 pub use trainer::{
     build_model, held_out, train, train_with, BudgetReport, BuildMethod, EpochMetrics, StepMetrics,
     Trained,

@@ -14,6 +14,7 @@ use crate::mocov3::{MocoV3, MocoV3Config};
 use crate::simsiam::{SimSiam, SimSiamConfig};
 use crate::supcon::{SupConMethod, SupConMethodConfig};
 use crate::supervised::{Supervised, SupervisedConfig};
+use crate::swav::{Swav, SwavConfig};
 use crate::{Config, Result, SimClr, TrainError};
 
 /// SimCLR's settings (`method: {name: simclr, ...}`).
@@ -50,7 +51,7 @@ pub struct SimClrDclConfig {
 
 /// Which method trains, with its own keys. In YAML a mapping whose `name` is the method
 /// (`simclr`, `simclr-hcl`, `simclr-dcl`, `mocov1`, `mocov2`, `mocov3`, `byol`, `simsiam`,
-/// `supcon`, `supervised`) and whose other keys are that method's;
+/// `swav`, `supcon`, `supervised`) and whose other keys are that method's;
 /// unknown keys are errors naming `method.<key>`.
 ///
 /// The enum is the registry: an exhaustive `match` the compiler checks, so a new method is a
@@ -76,6 +77,8 @@ pub enum MethodConfig {
     Byol(ByolConfig),
     /// SimSiam (Chen & He 2021).
     Simsiam(SimSiamConfig),
+    /// SwAV (Caron et al. 2020): multi-crop, prototypes, Sinkhorn codes.
+    Swav(Box<SwavConfig>),
     /// SupCon (Khosla et al. 2020): uses the labels.
     Supcon(SupConMethodConfig),
     /// Cross-entropy on the labels: the supervised ceiling.
@@ -83,7 +86,7 @@ pub enum MethodConfig {
 }
 
 /// The names `method.name` accepts.
-pub const METHOD_NAMES: [&str; 10] = [
+pub const METHOD_NAMES: [&str; 11] = [
     "simclr",
     "simclr-hcl",
     "simclr-dcl",
@@ -92,6 +95,7 @@ pub const METHOD_NAMES: [&str; 10] = [
     "mocov3",
     "byol",
     "simsiam",
+    "swav",
     "supcon",
     "supervised",
 ];
@@ -108,6 +112,7 @@ impl MethodConfig {
             Self::Mocov3(_) => "mocov3",
             Self::Byol(_) => "byol",
             Self::Simsiam(_) => "simsiam",
+            Self::Swav(_) => "swav",
             Self::Supcon(_) => "supcon",
             Self::Supervised(_) => "supervised",
         }
@@ -124,6 +129,7 @@ impl MethodConfig {
             Self::Mocov3(_) => "MoCo v3",
             Self::Byol(_) => "BYOL",
             Self::Simsiam(_) => "SimSiam",
+            Self::Swav(_) => "SwAV",
             Self::Supcon(_) => "SupCon",
             Self::Supervised(_) => "supervised",
         }
@@ -156,6 +162,7 @@ impl MethodConfig {
             Self::Mocov3(c) => c.validate(),
             Self::Byol(c) => c.validate(),
             Self::Simsiam(c) => c.validate(),
+            Self::Swav(c) => c.validate(),
             Self::Supcon(c) => {
                 check_projection(&c.projection)?;
                 c.loss.build()?;
@@ -188,6 +195,7 @@ impl MethodConfig {
             Self::Mocov3(c) => Box::new(MocoV3::new(vs, cfg, c)?),
             Self::Byol(c) => Box::new(Byol::new(vs, cfg, c)?),
             Self::Simsiam(c) => Box::new(SimSiam::new(vs, cfg, c)?),
+            Self::Swav(c) => Box::new(Swav::new(vs, cfg, c)?),
             Self::Supcon(c) => Box::new(SupConMethod::new(vs, cfg, c)?),
             Self::Supervised(c) => Box::new(Supervised::new(vs, cfg, c)?),
         })
@@ -230,6 +238,7 @@ impl<'de> Deserialize<'de> for MethodConfig {
             "mocov3" => keys(value, &name).map(Self::Mocov3),
             "byol" => keys(value, &name).map(Self::Byol),
             "simsiam" => keys(value, &name).map(Self::Simsiam),
+            "swav" => keys(value, &name).map(|c: SwavConfig| Self::Swav(Box::new(c))),
             "supcon" => keys(value, &name).map(Self::Supcon),
             "supervised" => keys(value, &name).map(Self::Supervised),
             other => Err(D::Error::custom(format!("unknown method `{other}`: one of {names}"))),
