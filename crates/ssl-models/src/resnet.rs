@@ -247,10 +247,19 @@ impl ResNet {
     pub fn feature_dim(&self) -> i64 {
         self.feature_dim
     }
-}
 
-impl ModuleT for ResNet {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+    /// The last stage's feature map before pooling, in f32 whatever the activations' format
+    /// (DenseCL's dense features).
+    ///
+    /// # Shapes
+    /// `x`: `[N, in_channels, H, W]` → `[N, feature_dim(), H', W']` (H' = H / 4 for the CIFAR
+    /// stem with three stages).
+    pub fn feature_map_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.trunk(x, train).to_kind(Kind::Float)
+    }
+
+    /// Stem and stages, in the activations' format.
+    fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
         let bf16 = self.precision == Precision::Bf16;
         let x = if bf16 { x.to_kind(Kind::BFloat16) } else { x.shallow_clone() };
         let mut y = self.conv1.forward(&x); // [N, width, H', W']
@@ -267,6 +276,14 @@ impl ModuleT for ResNet {
         for block in self.stages.iter().flatten() {
             y = block.forward_t(&y, train);
         }
+        y
+    }
+}
+
+impl ModuleT for ResNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let bf16 = self.precision == Precision::Bf16;
+        let y = self.trunk(x, train); // [N, feature_dim, H', W']
         let h = y.adaptive_avg_pool2d([1, 1]).flatten(1, -1); // [N, feature_dim]
         if bf16 {
             h.to_kind(Kind::Float)
@@ -292,6 +309,19 @@ mod tests {
         assert_eq!(small.feature_dim(), 32);
         let x = Tensor::rand([3, 1, 28, 28], (Kind::Float, Device::Cpu));
         assert_eq!(small.forward_t(&x, true).size(), [3, 32]);
+    }
+
+    #[test]
+    fn the_feature_map_pools_to_the_features() {
+        let _rng = ssl_testutil::seed_global_rng(5); // draws: weights, inputs
+        let vs = nn::VarStore::new(Device::Cpu);
+        let cfg = ResNetConfig { width: 8, in_channels: 1, ..ResNetConfig::cifar_resnet18() };
+        let net = ResNet::new(&vs.root(), &cfg).unwrap();
+        let x = Tensor::rand([2, 1, 16, 16], (Kind::Float, Device::Cpu));
+        let map = net.feature_map_t(&x, false);
+        assert_eq!(map.size(), [2, 64, 2, 2]); // three stride-2 stages after a stride-1 stem
+        let pooled = map.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+        assert!(pooled.allclose(&net.forward_t(&x, false), 1e-6, 1e-6, false));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use tch::nn::VarStore;
 
 use crate::byol::{Byol, ByolConfig};
 use crate::config::ProjectionConfig;
+use crate::densecl::{DenseCl, DenseClConfig};
 use crate::method::Method;
 use crate::moco::{Moco, MocoConfig};
 use crate::mocov3::{MocoV3, MocoV3Config};
@@ -51,7 +52,7 @@ pub struct SimClrDclConfig {
 
 /// Which method trains, with its own keys. In YAML a mapping whose `name` is the method
 /// (`simclr`, `simclr-hcl`, `simclr-dcl`, `mocov1`, `mocov2`, `mocov3`, `byol`, `simsiam`,
-/// `swav`, `supcon`, `supervised`) and whose other keys are that method's;
+/// `swav`, `densecl`, `supcon`, `supervised`) and whose other keys are that method's;
 /// unknown keys are errors naming `method.<key>`.
 ///
 /// The enum is the registry: an exhaustive `match` the compiler checks, so a new method is a
@@ -79,6 +80,8 @@ pub enum MethodConfig {
     Simsiam(SimSiamConfig),
     /// SwAV (Caron et al. 2020): multi-crop, prototypes, Sinkhorn codes.
     Swav(Box<SwavConfig>),
+    /// DenseCL (Wang et al. 2021): MoCo v2 plus a dense loss on matched locations.
+    Densecl(DenseClConfig),
     /// SupCon (Khosla et al. 2020): uses the labels.
     Supcon(SupConMethodConfig),
     /// Cross-entropy on the labels: the supervised ceiling.
@@ -86,7 +89,7 @@ pub enum MethodConfig {
 }
 
 /// The names `method.name` accepts.
-pub const METHOD_NAMES: [&str; 11] = [
+pub const METHOD_NAMES: [&str; 12] = [
     "simclr",
     "simclr-hcl",
     "simclr-dcl",
@@ -96,6 +99,7 @@ pub const METHOD_NAMES: [&str; 11] = [
     "byol",
     "simsiam",
     "swav",
+    "densecl",
     "supcon",
     "supervised",
 ];
@@ -113,6 +117,7 @@ impl MethodConfig {
             Self::Byol(_) => "byol",
             Self::Simsiam(_) => "simsiam",
             Self::Swav(_) => "swav",
+            Self::Densecl(_) => "densecl",
             Self::Supcon(_) => "supcon",
             Self::Supervised(_) => "supervised",
         }
@@ -130,6 +135,7 @@ impl MethodConfig {
             Self::Byol(_) => "BYOL",
             Self::Simsiam(_) => "SimSiam",
             Self::Swav(_) => "SwAV",
+            Self::Densecl(_) => "DenseCL",
             Self::Supcon(_) => "SupCon",
             Self::Supervised(_) => "supervised",
         }
@@ -163,6 +169,7 @@ impl MethodConfig {
             Self::Byol(c) => c.validate(),
             Self::Simsiam(c) => c.validate(),
             Self::Swav(c) => c.validate(),
+            Self::Densecl(c) => c.validate(),
             Self::Supcon(c) => {
                 check_projection(&c.projection)?;
                 c.loss.build()?;
@@ -196,6 +203,7 @@ impl MethodConfig {
             Self::Byol(c) => Box::new(Byol::new(vs, cfg, c)?),
             Self::Simsiam(c) => Box::new(SimSiam::new(vs, cfg, c)?),
             Self::Swav(c) => Box::new(Swav::new(vs, cfg, c)?),
+            Self::Densecl(c) => Box::new(DenseCl::new(vs, cfg, c)?),
             Self::Supcon(c) => Box::new(SupConMethod::new(vs, cfg, c)?),
             Self::Supervised(c) => Box::new(Supervised::new(vs, cfg, c)?),
         })
@@ -239,6 +247,7 @@ impl<'de> Deserialize<'de> for MethodConfig {
             "byol" => keys(value, &name).map(Self::Byol),
             "simsiam" => keys(value, &name).map(Self::Simsiam),
             "swav" => keys(value, &name).map(|c: SwavConfig| Self::Swav(Box::new(c))),
+            "densecl" => keys(value, &name).map(Self::Densecl),
             "supcon" => keys(value, &name).map(Self::Supcon),
             "supervised" => keys(value, &name).map(Self::Supervised),
             other => Err(D::Error::custom(format!("unknown method `{other}`: one of {names}"))),
