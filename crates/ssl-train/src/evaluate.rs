@@ -168,6 +168,16 @@ impl EvalData {
         }
     }
 
+    /// The training (memory) images `[N, C, H, W]` uint8 and their labels `[N]`.
+    pub fn train_split(&self) -> (&Tensor, &Tensor) {
+        (&self.train_images, &self.train_labels)
+    }
+
+    /// The test (query) images and labels: the test set, or the held-out training images.
+    pub fn test_split(&self) -> (&Tensor, &Tensor) {
+        (&self.test_images, &self.test_labels)
+    }
+
     /// How many memory (training) and query (test) images the scores use.
     pub fn sizes(&self) -> (i64, i64) {
         (self.train_images.size()[0], self.test_images.size()[0])

@@ -19,6 +19,7 @@ mod encoder;
 mod error;
 pub mod eval;
 pub mod evaluate;
+pub mod finetune;
 pub mod malloc;
 mod method;
 mod methods;

@@ -26,6 +26,8 @@ struct Slot {
     adapt: bool,
     /// A learning rate used at every step instead of the scheduled one.
     fixed_lr: Option<f64>,
+    /// A factor on the step's learning rate (1 unless [`Optimizer::with_lr_scale`] set one).
+    lr_scale: f64,
 }
 
 /// SGD with momentum, or LARS (You, Gitman, Ginsburg 2017, <https://arxiv.org/abs/1708.03888>,
@@ -65,6 +67,7 @@ impl Optimizer {
                 adapt: var.dim() >= 2,
                 var,
                 fixed_lr: None,
+                lr_scale: 1.0,
             })
             .collect();
         Self { slots, kind, momentum, weight_decay, trust_coefficient }
@@ -75,6 +78,15 @@ impl Optimizer {
     pub fn with_lr_groups(mut self, group: impl Fn(&str) -> LrGroup, peak: f64) -> Self {
         for s in &mut self.slots {
             s.fixed_lr = (group(&s.name) == LrGroup::Fixed).then_some(peak);
+        }
+        self
+    }
+
+    /// Multiplies the learning rate of each variable by `scale(name)` (fine-tuning's lower
+    /// rate for the pretrained backbone than for the new classifier).
+    pub fn with_lr_scale(mut self, scale: impl Fn(&str) -> f64) -> Self {
+        for s in &mut self.slots {
+            s.lr_scale = scale(&s.name);
         }
         self
     }
@@ -120,7 +132,7 @@ impl Optimizer {
                 s.velocity *= self.momentum;
                 s.velocity += &g;
                 let mut var = s.var.shallow_clone();
-                var -= &s.velocity * s.fixed_lr.unwrap_or(lr);
+                var -= &s.velocity * (s.fixed_lr.unwrap_or(lr) * s.lr_scale);
             }
         });
     }
@@ -164,6 +176,17 @@ mod tests {
         opt.backward_step(&loss, 1.0);
         assert!((w.double_value(&[0, 1]) - 0.99).abs() < 1e-6);
         assert!((b.double_value(&[0]) - 0.0).abs() < 1e-6); // biases: plain SGD, lr · 1
+    }
+
+    #[test]
+    fn an_lr_scale_multiplies_that_variables_step() {
+        let (vs, w, b) = setup();
+        let scale = |name: &str| if name == "w" { 0.1 } else { 1.0 };
+        let mut opt = Optimizer::new(&vs, OptimKind::Sgd, 0.0, 0.0, 0.001).with_lr_scale(scale);
+        // ∇ = 1 everywhere, lr 0.5: b moves by 0.5, w by a tenth of it.
+        opt.backward_step(&(w.sum(Kind::Float) + b.sum(Kind::Float)), 0.5);
+        assert!((w.double_value(&[0, 0]) - 0.95).abs() < 1e-6);
+        assert!((b.double_value(&[0]) - 0.5).abs() < 1e-6);
     }
 
     #[test]

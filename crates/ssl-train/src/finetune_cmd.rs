@@ -1,0 +1,76 @@
+//! `ssl finetune`: fine-tunes a checkpoint on labels and prints its top-1 beside the frozen
+//! linear probe of the same checkpoint (part of the `ssl` binary).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ssl_train::evaluate::EvalData;
+use ssl_train::finetune::{finetune, FinetuneSettings};
+use ssl_train::run_dir::CONFIG;
+use ssl_train::{build_model, config, set_eval_precision};
+use tch::Device;
+
+/// Fashion-MNIST's classes.
+const CLASSES: i64 = 10;
+
+/// Loads the run's config beside `checkpoint`, scores the frozen probe, fine-tunes, and writes
+/// `finetune-<fraction>.json` into the run directory.
+pub(crate) fn run(
+    checkpoint: &Path,
+    overrides: &[String],
+    validation: bool,
+    settings: &FinetuneSettings,
+) -> Result<()> {
+    let dir = checkpoint.parent().unwrap_or(Path::new("."));
+    let config_path = dir.join(CONFIG);
+    let mut overrides = overrides.to_vec();
+    if validation {
+        overrides.push("eval.validation=true".into());
+    }
+    let cfg = config::load(&config_path, &overrides)
+        .with_context(|| format!("loading the run's config {}", config_path.display()))?;
+    let device = Device::cuda_if_available();
+    let load = || -> ssl_train::Result<_> {
+        let (mut vs, model) = build_model(&cfg, device)?;
+        vs.load(checkpoint).map_err(|e| ssl_train::TrainError::Invalid {
+            field: "checkpoint".into(),
+            value: checkpoint.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok((vs, model))
+    };
+    let data = EvalData::load(&cfg)?;
+    let on = if cfg.eval.validation { "held-out training images" } else { "test images" };
+
+    let (_vs, mut frozen) = load()?;
+    println!("evaluation precision: {}", set_eval_precision(frozen.as_mut(), &cfg));
+    let probe = data.score_network(frozen.backbone(), &cfg, device);
+    drop(frozen);
+
+    let report = finetune(&load, data.train_split(), data.test_split(), CLASSES, settings, &cfg)?;
+    println!(
+        "{}: fine-tuned on {} labelled images ({:.0} % of the labels; lr {} chosen on held-out \
+         labelled images, backbone at {}×): top-1 {:.2} % on {on}; frozen linear probe {:.2} %, \
+         kNN-200 {:.2} % ({:.0} s)",
+        checkpoint.display(),
+        report.labelled,
+        report.label_fraction * 100.0,
+        report.lr,
+        settings.backbone_lr_scale,
+        report.test_top1 * 100.0,
+        probe.linear_top1 * 100.0,
+        probe.knn_top1 * 100.0,
+        report.seconds,
+    );
+    let out = dir.join(format!("finetune-{}.json", settings.label_fraction));
+    let json = serde_json::json!({
+        "finetune": report,
+        "frozen_linear_top1": probe.linear_top1,
+        "frozen_knn_top1": probe.knn_top1,
+        "validation": cfg.eval.validation,
+    });
+    std::fs::write(&out, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("report: {}", out.display());
+    Ok(())
+}
