@@ -10,6 +10,7 @@ mod bench_methods;
 mod bench_report;
 mod ci;
 mod dataset;
+mod digits;
 mod libtorch;
 mod setup;
 mod shell;

@@ -2,7 +2,7 @@
 //!
 //! The generated file is included by the committed `.cargo/config.toml`. It sets `LIBTORCH` for
 //! torch-sys's build script, an rpath to libtorch's `lib/` for every binary cargo and rustdoc
-//! link (tests, benches and doc tests too), and `SSL_RS_PYTHON` / `SSL_RS_DATA_DIR` for tests, benches and the CLI.
+//! link (tests, benches and doc tests too), and `SSL_RS_PYTHON` / `SSL_RS_DATA_DIR` / `SSL_RS_DIGITS` for tests, benches and the CLI.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::libtorch::{self, Libtorch};
-use crate::{dataset, shell, SetupArgs};
+use crate::{dataset, digits, shell, SetupArgs};
 
 /// What set-up found, for the commands that run after it.
 #[derive(Debug, Clone)]
@@ -20,6 +20,8 @@ pub(crate) struct Env {
     pub(crate) libtorch: Libtorch,
     /// The Fashion-MNIST directory.
     pub(crate) data_dir: PathBuf,
+    /// scikit-learn's `digits.csv.gz` (the transfer evaluation's second image set).
+    pub(crate) digits: PathBuf,
 }
 
 fn config_path() -> PathBuf {
@@ -64,8 +66,10 @@ pub(crate) fn run(args: &SetupArgs) -> Result<Env> {
     })?;
     eprintln!("xtask: Fashion-MNIST at {}", data_dir.display());
     shell::step("setup: plot font", dataset::ensure_font)?;
+    let digits =
+        shell::step("setup: digits", || digits::ensure(&cache_dir()?, libtorch.python.as_deref()))?;
 
-    let env = Env { libtorch, data_dir };
+    let env = Env { libtorch, data_dir, digits };
     shell::step("setup: cargo config", || write_config(&path, &env))?;
     Ok(env)
 }
@@ -110,6 +114,7 @@ fn render(env: &Env, triple: &str) -> Result<String> {
         out += &format!("SSL_RS_PYTHON = {}\n", literal(py)?);
     }
     out += &format!("SSL_RS_DATA_DIR = {}\n", literal(&env.data_dir)?);
+    out += &format!("SSL_RS_DIGITS = {}\n", literal(&env.digits)?);
     out += &format!("\n[target.{triple}]\n");
     let rpath = format!("link-arg=-Wl,-rpath,{}", env.libtorch.lib_dir().display());
     let flags = format!("['-C', {}]", literal(Path::new(&rpath))?);
@@ -154,6 +159,7 @@ mod tests {
                 version: None,
             },
             data_dir: "/d/fm".into(),
+            digits: "/c/digits.csv.gz".into(),
         };
         let text = render(&env, "x86_64-unknown-linux-gnu").unwrap();
         let flags = "['-C', 'link-arg=-Wl,-rpath,/c/torch/lib']";
@@ -166,6 +172,7 @@ mod tests {
         assert_eq!(back["LIBTORCH"], "/c/torch");
         assert_eq!(back["SSL_RS_PYTHON"], "/c/bin/python");
         assert_eq!(back["SSL_RS_DATA_DIR"], "/d/fm");
+        assert_eq!(back["SSL_RS_DIGITS"], "/c/digits.csv.gz");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`Dataset`]: random access to images (labels optional); [`Loader`]: seeded epoch orders,
 //!   batches assembled on worker threads and handed over through bounded crossbeam channels.
 //! - [`Subset`]: a contiguous range of another dataset (pre-training without a held-out tail).
+//! - [`Digits`]: scikit-learn's 8 × 8 handwritten digits (`digits.csv.gz`), for transfer.
 //!
 //! Together with ssl-train this is the only crate that does I/O. See ARCHITECTURE.md.
 //!
@@ -17,6 +18,7 @@
 //! ```
 
 mod dataset;
+mod digits;
 mod error;
 mod idx;
 mod idx_images;
@@ -25,6 +27,7 @@ mod loader;
 mod subset;
 
 pub use dataset::Dataset;
+pub use digits::{Digits, DIGIT_SIDE};
 pub use error::{DataError, Result};
 pub use idx::{encode_idx, parse_idx, read_idx, IdxArray};
 pub use idx_images::{IdxImages, Split};

@@ -38,6 +38,7 @@ mod supcon;
 mod supervised;
 mod swav;
 mod trainer;
+pub mod transfer;
 
 pub use budget::{steps_within_budget, BudgetInputs};
 pub use byol::{Byol, ByolConfig};

@@ -11,6 +11,7 @@ use ssl_train::{build_model, config, set_eval_precision, RunDir, Scores, Summary
 use tch::Device;
 
 mod finetune_cmd;
+mod transfer_cmd;
 
 /// Self-supervised pre-training on libtorch.
 #[derive(Parser)]
@@ -75,6 +76,19 @@ enum Command {
         #[arg(long)]
         validation: bool,
     },
+    /// Transfer: kNN and linear probe of a checkpoint's frozen backbone on scikit-learn's 8 × 8
+    /// handwritten digits, beside random-init and raw-pixel baselines.
+    Transfer {
+        /// A `checkpoint.safetensors` written by `ssl train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// `digits.csv.gz` (default: `$SSL_RS_DIGITS`, else `cargo xtask setup`'s copy).
+        #[arg(long)]
+        digits: Option<PathBuf>,
+        /// Override a key of the saved config.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -97,6 +111,9 @@ fn main() -> Result<()> {
                 ..Default::default()
             };
             finetune_cmd::run(&checkpoint, &overrides, validation, &settings)
+        }
+        Command::Transfer { checkpoint, digits, overrides } => {
+            transfer_cmd::run(&checkpoint, &overrides, digits)
         }
     }
 }
