@@ -11,6 +11,7 @@ use ssl_train::{build_model, config, set_eval_precision, RunDir, Scores, Summary
 use tch::Device;
 
 mod finetune_cmd;
+mod results_cmd;
 mod transfer_cmd;
 
 /// Self-supervised pre-training on libtorch.
@@ -89,6 +90,15 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Plot linear top-1 against wall time for run directories (their `summary.json`).
+    PlotResults {
+        /// Run directories, one point each (repeatable).
+        #[arg(long = "run", required = true)]
+        runs: Vec<PathBuf>,
+        /// The PNG to write.
+        #[arg(long, default_value = "docs/results.png")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -115,6 +125,7 @@ fn main() -> Result<()> {
         Command::Transfer { checkpoint, digits, overrides } => {
             transfer_cmd::run(&checkpoint, &overrides, digits)
         }
+        Command::PlotResults { runs, out } => results_cmd::run(&runs, &out),
     }
 }
 

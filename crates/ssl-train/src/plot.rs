@@ -7,10 +7,10 @@ use plotters::prelude::*;
 use crate::{EpochMetrics, Result, TrainError};
 
 /// Fonts tried for the labels (Debian's fonts-dejavu-core, which set-up installs).
-const FONTS: [&str; 2] =
+pub(crate) const FONTS: [&str; 2] =
     ["/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"];
 
-fn register_font() -> bool {
+pub(crate) fn register_font() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
         FONTS.iter().any(|path| match std::fs::read(path) {
@@ -23,7 +23,7 @@ fn register_font() -> bool {
     })
 }
 
-fn draw_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+pub(crate) fn draw_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::RunIo { path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) }
 }
 

@@ -1,0 +1,34 @@
+//! `ssl plot-results`: the results table's plot from the runs' `summary.json` files (part of
+//! the `ssl` binary).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ssl_train::{plot_results, ResultPoint, Summary};
+
+/// Reads `<run>/summary.json` of every run and draws `out`.
+pub(crate) fn run(runs: &[PathBuf], out: &Path) -> Result<()> {
+    let mut points = Vec::with_capacity(runs.len());
+    for run in runs {
+        let path = run.join("summary.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let s: Summary =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        points.push(ResultPoint {
+            label: s.method.clone(),
+            minutes: (s.train_seconds + s.eval_seconds) / 60.0,
+            linear_top1: s.linear_top1,
+            uses_labels: s.labels_in_pretraining,
+        });
+        if s.validation {
+            eprintln!(
+                "warning: {} scored held-out training images, not the test set",
+                path.display()
+            );
+        }
+    }
+    plot_results(out, &points)?;
+    println!("plot: {} ({} runs)", out.display(), points.len());
+    Ok(())
+}
