@@ -15,8 +15,15 @@ pub(crate) fn run(runs: &[PathBuf], out: &Path) -> Result<()> {
             .with_context(|| format!("reading {}", path.display()))?;
         let s: Summary =
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // Summaries written before `method` existed were SimCLR's, named by their run directory.
+        let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let label = if s.method.is_empty() {
+            name.split("-fmnist").next().unwrap_or(&name).to_owned()
+        } else {
+            s.method.clone()
+        };
         points.push(ResultPoint {
-            label: s.method.clone(),
+            label,
             minutes: (s.train_seconds + s.eval_seconds) / 60.0,
             linear_top1: s.linear_top1,
             uses_labels: s.labels_in_pretraining,
