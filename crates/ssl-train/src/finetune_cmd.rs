@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use ssl_train::eval::{extract_features, linear_probe};
 use ssl_train::evaluate::EvalData;
-use ssl_train::finetune::{finetune, FinetuneSettings};
+use ssl_train::finetune::{finetune, label_subset, FinetuneSettings};
 use ssl_train::run_dir::CONFIG;
 use ssl_train::{build_model, config, set_eval_precision};
 use tch::Device;
@@ -45,19 +46,36 @@ pub(crate) fn run(
     let (_vs, mut frozen) = load()?;
     println!("evaluation precision: {}", set_eval_precision(frozen.as_mut(), &cfg));
     let probe = data.score_network(frozen.backbone(), &cfg, device);
+    // Like for like: the frozen probe trained on the same labelled subset fine-tuning draws.
+    let (train_x, train_y) = data.train_split();
+    let subset = label_subset(train_y, CLASSES, settings.label_fraction, cfg.seed)?;
+    let resize = cfg.eval.resize_op();
+    let features =
+        |x: &tch::Tensor| extract_features(frozen.backbone(), x, 1024, resize.as_ref(), device);
+    let (test_x, test_y) = data.test_split();
+    let subset_probe = linear_probe(
+        &features(&train_x.index_select(0, &subset)),
+        &train_y.index_select(0, &subset),
+        &features(test_x),
+        test_y,
+        CLASSES,
+        &cfg.eval.linear,
+        cfg.seed,
+    );
     drop(frozen);
 
     let report = finetune(&load, data.train_split(), data.test_split(), CLASSES, settings, &cfg)?;
     println!(
         "{}: fine-tuned on {} labelled images ({:.0} % of the labels; lr {} chosen on held-out \
-         labelled images, backbone at {}×): top-1 {:.2} % on {on}; frozen linear probe {:.2} %, \
-         kNN-200 {:.2} % ({:.0} s)",
+         labelled images, backbone at {}×): top-1 {:.2} % on {on}; frozen linear probe on the \
+         same labelled images {:.2} %, on all {:.2} %, kNN-200 {:.2} % ({:.0} s)",
         checkpoint.display(),
         report.labelled,
         report.label_fraction * 100.0,
         report.lr,
         settings.backbone_lr_scale,
         report.test_top1 * 100.0,
+        subset_probe.test_top1 * 100.0,
         probe.linear_top1 * 100.0,
         probe.knn_top1 * 100.0,
         report.seconds,
@@ -66,6 +84,7 @@ pub(crate) fn run(
     let json = serde_json::json!({
         "finetune": report,
         "frozen_linear_top1": probe.linear_top1,
+        "frozen_linear_top1_same_labels": subset_probe.test_top1,
         "frozen_knn_top1": probe.knn_top1,
         "validation": cfg.eval.validation,
     });
