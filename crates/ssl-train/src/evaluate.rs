@@ -8,7 +8,7 @@ use tch::nn::ModuleT;
 use tch::{Device, Tensor};
 
 use crate::eval::{
-    extract_features, knn_top1, linear_probe, pixels_as_features, LinearProbeReport,
+    extract_features, knn_top1, linear_probe, pixels_as_features, KnnConfig, LinearProbeReport,
 };
 use crate::method::Method;
 use crate::{Config, Result};
@@ -207,23 +207,28 @@ impl EvalData {
         cfg: &Config,
         start: Instant,
     ) -> Scores {
-        let knn =
-            knn_top1(train, &self.train_labels, test, &self.test_labels, CLASSES, cfg.eval.knn);
-        let linear = linear_probe(
-            train,
-            &self.train_labels,
-            test,
-            &self.test_labels,
-            CLASSES,
-            &cfg.eval.linear,
-            cfg.seed,
-        );
-        Scores {
-            knn_top1: knn,
-            linear_top1: linear.test_top1,
-            linear,
-            seconds: start.elapsed().as_secs_f64(),
-        }
+        let labelled = ((train, &self.train_labels), (test, &self.test_labels));
+        score_labelled_features(labelled.0, labelled.1, cfg.eval.knn, cfg, start)
+    }
+}
+
+/// kNN (with `knn`) and the linear probe of `cfg.eval.linear` on labelled features `(x, y)`:
+/// the one scoring path of Fashion-MNIST's evaluation and of transfer (both have 10 classes).
+pub(crate) fn score_labelled_features(
+    train: (&Tensor, &Tensor),
+    test: (&Tensor, &Tensor),
+    knn: KnnConfig,
+    cfg: &Config,
+    start: Instant,
+) -> Scores {
+    let knn = knn_top1(train.0, train.1, test.0, test.1, CLASSES, knn);
+    let linear =
+        linear_probe(train.0, train.1, test.0, test.1, CLASSES, &cfg.eval.linear, cfg.seed);
+    Scores {
+        knn_top1: knn,
+        linear_top1: linear.test_top1,
+        linear,
+        seconds: start.elapsed().as_secs_f64(),
     }
 }
 

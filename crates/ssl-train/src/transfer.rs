@@ -8,11 +8,10 @@ use ssl_data::Digits;
 use tch::nn::ModuleT;
 use tch::{Device, Tensor};
 
-use crate::eval::{extract_features, knn_top1, linear_probe, pixels_as_features, KnnConfig};
+use crate::eval::{extract_features, pixels_as_features, KnnConfig};
+use crate::evaluate::score_labelled_features;
 use crate::{Config, Result, Scores};
 
-/// The digits' classes.
-const CLASSES: i64 = 10;
 /// kNN neighbours on the digits: 1,198 memory images (about 120 a class), where Fashion-MNIST's
 /// 200 would reach across classes.
 pub const TRANSFER_KNN_K: i64 = 20;
@@ -71,21 +70,7 @@ impl TransferData {
 
     fn score(&self, train: &Tensor, test: &Tensor, cfg: &Config, start: Instant) -> Scores {
         let knn = KnnConfig { k: TRANSFER_KNN_K, ..cfg.eval.knn };
-        let knn = knn_top1(train, &self.train.1, test, &self.test.1, CLASSES, knn);
-        let linear = linear_probe(
-            train,
-            &self.train.1,
-            test,
-            &self.test.1,
-            CLASSES,
-            &cfg.eval.linear,
-            cfg.seed,
-        );
-        Scores {
-            knn_top1: knn,
-            linear_top1: linear.test_top1,
-            linear,
-            seconds: start.elapsed().as_secs_f64(),
-        }
+        let train = (train, &self.train.1);
+        score_labelled_features(train, (test, &self.test.1), knn, cfg, start)
     }
 }

@@ -3,7 +3,7 @@
 //! queue); the key encoder's weights, not the query encoder's, make the keys and the matching.
 
 mod common;
-use common::tiny;
+use common::{add_in_place, tiny};
 
 use std::collections::HashMap;
 
@@ -92,15 +92,9 @@ fn the_key_encoder_makes_the_keys_and_the_matching() {
     };
     let base = dense(&mut densecl);
     let vars: HashMap<String, Tensor> = densecl.key_encoder().var_store().variables();
-    let add = |name: &str, v: f64| {
-        tch::no_grad(|| {
-            let mut t = vars[name].shallow_clone();
-            t += v;
-        })
-    };
-    add("backbone.bn1.running_mean", 3.0);
+    add_in_place(&vars, "backbone.bn1.running_mean", 3.0);
     assert_eq!(dense(&mut densecl), base, "train-mode BatchNorm ignores running statistics");
-    add("dense.layers.0.weight", 0.5);
+    add_in_place(&vars, "dense.layers.0.weight", 0.5);
     let moved = dense(&mut densecl);
     assert!((moved - base).abs() > 1e-4, "the key encoder's dense head: {moved} vs {base}");
 }

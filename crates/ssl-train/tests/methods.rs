@@ -4,11 +4,10 @@
 //! scheduled momentum of each step; SimSiam's predictor keeps a fixed learning rate.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 mod common;
-use common::{configs, tiny};
+use common::{add_in_place, configs, tiny};
 
 use ssl_aug::Compose;
 use ssl_loss::l2_normalize;
@@ -24,14 +23,6 @@ use tch::{Device, Kind, Tensor};
 
 fn views(n: i64) -> Vec<Tensor> {
     (0..2).map(|_| Tensor::rand([n, 1, 14, 14], (Kind::Float, Device::Cpu))).collect()
-}
-
-/// Adds `v` to the variable `name` of `vars` in place, outside autograd.
-fn add_in_place(vars: &HashMap<String, Tensor>, name: &str, v: f64) {
-    tch::no_grad(|| {
-        let mut t = vars[name].shallow_clone();
-        t += v;
-    });
 }
 
 const CTX: StepContext = StepContext { step: 0, total: 10, epoch: 0 };

@@ -3,7 +3,7 @@
 //! from the momentum encoder's weights.
 
 mod common;
-use common::tiny;
+use common::{add_in_place, tiny};
 
 use std::collections::HashMap;
 
@@ -80,15 +80,9 @@ fn its_keys_come_from_the_momentum_encoders_weights() {
         |m: &mut MocoV3| m.step(&Batch::unlabelled(&x), &CTX).unwrap().loss.double_value(&[]);
     let base = loss(&mut v3);
     let vars: HashMap<String, Tensor> = v3.target().var_store().variables();
-    let add = |name: &str, v: f64| {
-        tch::no_grad(|| {
-            let mut t = vars[name].shallow_clone();
-            t += v;
-        })
-    };
-    add("backbone.bn1.running_mean", 3.0);
+    add_in_place(&vars, "backbone.bn1.running_mean", 3.0);
     assert_eq!(loss(&mut v3), base, "train-mode BatchNorm ignores running statistics");
-    add("head.layers.0.weight", 0.5);
+    add_in_place(&vars, "head.layers.0.weight", 0.5);
     let moved = loss(&mut v3);
     assert!((moved - base).abs() > 1e-4, "the key encoder makes the keys: {moved} vs {base}");
 }

@@ -2,8 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::HashMap;
+
 use ssl_train::config;
 use ssl_train::Config;
+use tch::Tensor;
 
 /// The shipped configs' directory.
 #[allow(dead_code)] // not every test file reads the directory itself
@@ -27,4 +30,13 @@ pub(crate) fn tiny(file: &str, extra: &[&str]) -> Config {
     ];
     o.extend(extra.iter().map(|s| s.to_string()));
     config::load(&configs().join(file), &o).unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+/// Adds `v` to the variable `name` of `vars` in place, outside autograd.
+#[allow(dead_code)] // not every test file perturbs variables
+pub(crate) fn add_in_place(vars: &HashMap<String, Tensor>, name: &str, v: f64) {
+    tch::no_grad(|| {
+        let mut t = vars[name].shallow_clone();
+        t += v;
+    });
 }
