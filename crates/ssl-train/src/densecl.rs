@@ -11,6 +11,7 @@ use tch::{Kind, Tensor};
 
 use crate::config::HeadConfig;
 use crate::method::{Batch, Method, StepContext, StepOutput};
+use crate::moco::in_shuffled_sub_batches;
 use crate::{Config, Result, TrainError};
 
 /// DenseCL's settings (`method: {name: densecl, ...}`).
@@ -201,27 +202,14 @@ impl DenseCl {
     /// permutation, put back in order; no graph.
     fn keys(&self, x: &Tensor) -> DenseOutput {
         tch::no_grad(|| {
-            let n = x.size()[0];
-            let splits = self.cfg.key_bn_splits.min(n);
             let key = self.target.module();
-            if splits == 1 {
-                return key.forward_all(x, true);
-            }
-            let perm = Tensor::randperm(n, (Kind::Int64, x.device())); // [N]
-            let parts: Vec<DenseOutput> = (x.index_select(0, &perm).chunk(splits, 0).iter())
-                .map(|c| key.forward_all(c, true))
-                .collect();
-            let back = perm.argsort(0, false);
-            let join = |get: fn(&DenseOutput) -> &Tensor| {
-                let all: Vec<&Tensor> = parts.iter().map(get).collect();
-                Tensor::cat(&all, 0).index_select(0, &back)
+            let split = |c: &Tensor| {
+                let o = key.forward_all(c, true);
+                vec![o.features, o.feature_map, o.global, o.dense]
             };
-            DenseOutput {
-                features: join(|o| &o.features),
-                feature_map: join(|o| &o.feature_map),
-                global: join(|o| &o.global),
-                dense: join(|o| &o.dense),
-            }
+            let mut o = in_shuffled_sub_batches(x, self.cfg.key_bn_splits, split).into_iter();
+            let mut next = || o.next().expect("four outputs");
+            DenseOutput { features: next(), feature_map: next(), global: next(), dense: next() }
         })
     }
 }

@@ -114,18 +114,8 @@ impl Moco {
     /// Unit keys of `x` (`[N, C, H, W]` → `[N, D]`) from the key encoder, computed on
     /// `key_bn_splits` sub-batches of a random permutation of the batch and put back in order.
     fn keys(&self, x: &Tensor) -> Tensor {
-        let n = x.size()[0];
-        let splits = self.cfg.key_bn_splits.min(n);
-        let k = if splits == 1 {
-            self.target.forward_t(x, true)
-        } else {
-            let perm = Tensor::randperm(n, (Kind::Int64, x.device())); // [N]
-            let shuffled = x.index_select(0, &perm);
-            let parts: Vec<Tensor> =
-                shuffled.chunk(splits, 0).iter().map(|c| self.target.forward_t(c, true)).collect();
-            let k = Tensor::cat(&parts, 0); // [N, D], in shuffled order
-            k.index_select(0, &perm.argsort(0, false))
-        };
+        let split = |c: &Tensor| vec![self.target.forward_t(c, true)];
+        let k = in_shuffled_sub_batches(x, self.cfg.key_bn_splits, split).remove(0); // [N, D]
         l2_normalize(&k, 1e-12)
     }
 
@@ -143,6 +133,31 @@ impl Moco {
     pub fn queue(&self) -> &FeatureQueue {
         &self.queue
     }
+}
+
+/// `f`'s outputs (each `[rows, …]`) on `splits` sub-batches of a random permutation of `x`'s
+/// rows, each output put back in `x`'s order: the single-process form of MoCo's shuffling
+/// BatchNorm, so a key encoder's batch statistics cannot reveal which key is the positive.
+/// One sub-batch (`splits` 1) is `f(x)` without a permutation.
+pub(crate) fn in_shuffled_sub_batches(
+    x: &Tensor,
+    splits: i64,
+    f: impl Fn(&Tensor) -> Vec<Tensor>,
+) -> Vec<Tensor> {
+    let n = x.size()[0];
+    let splits = splits.min(n);
+    if splits == 1 {
+        return f(x);
+    }
+    let perm = Tensor::randperm(n, (Kind::Int64, x.device())); // [N]
+    let parts: Vec<Vec<Tensor>> = x.index_select(0, &perm).chunk(splits, 0).iter().map(f).collect();
+    let back = perm.argsort(0, false);
+    (0..parts[0].len())
+        .map(|i| {
+            let all: Vec<&Tensor> = parts.iter().map(|p| &p[i]).collect();
+            Tensor::cat(&all, 0).index_select(0, &back) // in shuffled order → in order
+        })
+        .collect()
 }
 
 impl Method for Moco {
