@@ -31,6 +31,9 @@ pub struct DenseClConfig {
     pub momentum: f64,
     /// λ: L = (1 − λ) L_global + λ L_dense (paper: 0.5).
     pub dense_weight: f64,
+    /// Steps with λ = 0 at the start, while the backbone's features (which pick each
+    /// location's match) are still random; the authors' code: the first 1,000 iterations.
+    pub dense_warmup_steps: u64,
     /// Sub-batches of the shuffled key batch for the key encoder's BatchNorm (as MoCo's).
     pub key_bn_splits: i64,
 }
@@ -144,7 +147,7 @@ impl ModuleT for DenseEncoder {
 /// L_global = InfoNCE(q, k; queue_g)                                   (MoCo v2)
 /// j(i) = argmax_j cos(Fq[:, i], Fk[:, j])     on the backbone feature maps
 /// L_dense = 1/S Σᵢ InfoNCE(rᵢ, t_{j(i)}; queue_d)                     r, t: dense projections
-/// L = (1 − λ) L_global + λ L_dense
+/// L = (1 − λ) L_global + λ L_dense           (λ = 0 for the first dense_warmup_steps)
 /// after the step: θ_k ← m θ_k + (1 − m) θ_q; enqueue k̂ into queue_g and mean_S(t̂) into queue_d
 /// ```
 ///
@@ -219,7 +222,7 @@ impl Method for DenseCl {
         &self.views
     }
 
-    fn step(&mut self, batch: &Batch<'_>, _ctx: &StepContext) -> Result<StepOutput> {
+    fn step(&mut self, batch: &Batch<'_>, ctx: &StepContext) -> Result<StepOutput> {
         let views = batch.views;
         let q = self.encoder.forward_all(&views[0], true);
         let k = self.keys(&views[1]);
@@ -234,7 +237,8 @@ impl Method for DenseCl {
             &k.feature_map,
             &negatives_d,
         )?;
-        let lambda = self.cfg.dense_weight;
+        let lambda =
+            if ctx.step < self.cfg.dense_warmup_steps { 0.0 } else { self.cfg.dense_weight };
         let (lg, ld) = (global.double_value(&[]), dense.double_value(&[]));
         let loss = global * (1.0 - lambda) + dense * lambda;
         let k_dense_mean =

@@ -1,12 +1,20 @@
-//! Fine-tuning: the whole pretrained network and a new linear classifier trained on labels,
-//! the backbone at a tenth of the classifier's learning rate; optionally on a fraction of the
-//! labels (SimCLR's semi-supervised protocol).
+//! Fine-tuning: the whole pretrained network and a linear classifier trained on labels, the
+//! backbone at a tenth of the classifier's learning rate; optionally on a fraction of the labels
+//! (SimCLR's semi-supervised protocol).
+//!
+//! The classifier starts from the frozen linear probe of the same labelled images ("LP-FT",
+//! Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
+//! Out-of-Distribution"): `logits = W · (f(x) − μ) / σ + b`, with μ, σ the frozen features'
+//! statistics (fixed) and W, b the probe's. A randomly initialised head sends large, random
+//! gradients into the backbone in the first steps and undoes what pre-training learnt; from the
+//! probe's head, fine-tuning starts where the frozen probe ends.
 
 use std::time::Instant;
 
 use tch::nn::{self, Module, ModuleT, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
+use crate::eval::{extract_features, fit_linear_classifier};
 use crate::evaluate::held_out_len;
 use crate::method::Method;
 use crate::optim::{OptimKind, Optimizer};
@@ -39,7 +47,7 @@ impl Default for FinetuneSettings {
         Self {
             epochs: 10,
             batch_size: 256,
-            lrs: vec![0.03, 0.1],
+            lrs: vec![0.1, 0.3],
             backbone_lr_scale: 0.1,
             momentum: 0.9,
             weight_decay: 5e-4,
@@ -123,12 +131,26 @@ pub type LoadPretrained<'a> = dyn Fn() -> Result<(VarStore, Box<dyn Method>)> + 
 struct Tuned {
     vs: VarStore,
     method: Box<dyn Method>,
-    classifier: nn::Linear,
+    head: Head,
+}
+
+/// The classifier on standardised features: `W · (f − μ) / σ + b`; μ and σ stay fixed.
+struct Head {
+    mean: Tensor,
+    std: Tensor,
+    linear: nn::Linear,
+}
+
+impl Head {
+    /// Logits `[B, C]` of backbone features `[B, F]`.
+    fn forward(&self, features: &Tensor) -> Tensor {
+        self.linear.forward(&((features - &self.mean) / &self.std))
+    }
 }
 
 impl Tuned {
     fn logits(&self, x: &Tensor, train: bool) -> Tensor {
-        self.classifier.forward(&self.method.backbone().forward_t(x, train))
+        self.head.forward(&self.method.backbone().forward_t(x, train))
     }
 }
 
@@ -151,8 +173,7 @@ fn fit(
     let (vs, method) = load()?;
     let device = vs.device();
     tch::manual_seed(cfg.seed as i64);
-    let f = method.backbone().feature_dim();
-    let classifier = nn::linear(vs.root() / "finetune_classifier", f, classes, Default::default());
+    let head = probe_head(&vs, method.as_ref(), images, labels, cfg, classes);
     let mut opt = Optimizer::new(&vs, OptimKind::Sgd, s.momentum, s.weight_decay, 0.0)
         .with_lr_scale(
             |name| if name.starts_with("backbone.") { s.backbone_lr_scale } else { 1.0 },
@@ -169,14 +190,39 @@ fn fit(
             let flip = Tensor::rand([idx.size()[0], 1, 1, 1], (Kind::Float, device)).lt(0.5);
             let x = x.flip([3i64].as_slice()).where_self(&flip, &x); // horizontal flips
             let y = labels.index_select(0, &idx).to_device(device);
-            let tuned_logits = classifier.forward(&method.backbone().forward_t(&x, true)); // [B, classes]
+            let tuned_logits = head.forward(&method.backbone().forward_t(&x, true)); // [B, classes]
             let loss =
                 tuned_logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0);
             opt.backward_step(&loss, warmup_cosine(step, 0, total, lr));
             step += 1;
         }
     }
-    Ok(Tuned { vs, method, classifier })
+    Ok(Tuned { vs, method, head })
+}
+
+/// The frozen linear probe of `images` (eval mode, the evaluation's probe settings and seed)
+/// as a trainable head in `vs`: its standardisation fixed, its W and b the starting point.
+fn probe_head(
+    vs: &VarStore,
+    method: &dyn Method,
+    images: &Tensor,
+    labels: &Tensor,
+    cfg: &Config,
+    classes: i64,
+) -> Head {
+    let resize = cfg.eval.resize_op();
+    let features = extract_features(method.backbone(), images, 1024, resize.as_ref(), vs.device());
+    let probe = fit_linear_classifier(&features, labels, classes, &cfg.eval.linear, cfg.seed);
+    let f = method.backbone().feature_dim();
+    let linear = nn::linear(vs.root() / "finetune_classifier", f, classes, Default::default());
+    tch::no_grad(|| {
+        linear.ws.shallow_clone().copy_(&probe.weight.t_copy()); // [C, F]
+        if let Some(bs) = &linear.bs {
+            bs.shallow_clone().copy_(&probe.bias);
+        }
+    });
+    let device = vs.device();
+    Head { mean: probe.mean.to_device(device), std: probe.std.to_device(device), linear }
 }
 
 /// Top-1 of `tuned` on `images`, `labels` (eval mode, no gradients).

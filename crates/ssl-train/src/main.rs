@@ -68,7 +68,7 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         epochs: u64,
         /// Candidate peak learning rates of the classifier (comma-separated).
-        #[arg(long, value_delimiter = ',', default_values_t = [0.03, 0.1])]
+        #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.3])]
         lrs: Vec<f64>,
         /// Override a key of the saved config.
         #[arg(long = "set", value_name = "KEY=VALUE")]

@@ -98,3 +98,23 @@ fn the_key_encoder_makes_the_keys_and_the_matching() {
     let moved = dense(&mut densecl);
     assert!((moved - base).abs() > 1e-4, "the key encoder's dense head: {moved} vs {base}");
 }
+
+#[test]
+fn the_dense_term_joins_after_its_warm_up() {
+    // λ = 0 while step < dense_warmup_steps: the loss is the global term alone, then the mix.
+    let _rng = seed_global_rng(4);
+    let x = views();
+    let (cfg, c) = config();
+    let c = DenseClConfig { dense_warmup_steps: 1, temperature: 1.0, ..c }; // losses far from 0
+    let vs = VarStore::new(Device::Cpu);
+    let mut densecl = DenseCl::new(&vs, &cfg, &c).unwrap();
+    for step in 0..2 {
+        let ctx = StepContext { step, ..CTX };
+        let out = tch::no_grad(|| densecl.step(&Batch::unlabelled(&x), &ctx)).unwrap();
+        let log = |k: &str| out.logs.iter().find(|(n, _)| *n == k).unwrap().1;
+        let (lg, ld, l) = (log("loss_global"), log("loss_dense"), out.loss.double_value(&[]));
+        let want = if step == 0 { lg } else { (1.0 - c.dense_weight) * lg + c.dense_weight * ld };
+        assert!((l - want).abs() < 1e-5, "step {step}: {l} vs {want} ({lg}, {ld})");
+        assert!((lg - ld).abs() > 1e-3, "the terms must differ to tell them apart: {lg} vs {ld}");
+    }
+}

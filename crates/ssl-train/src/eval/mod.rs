@@ -6,4 +6,6 @@ mod linear_probe;
 
 pub use features::{extract_features, pixels_as_features};
 pub use knn::{knn_top1, KnnConfig};
-pub use linear_probe::{linear_probe, LinearProbeConfig, LinearProbeReport};
+pub use linear_probe::{
+    fit_linear_classifier, linear_probe, LinearClassifier, LinearProbeConfig, LinearProbeReport,
+};
