@@ -56,7 +56,7 @@ pub use point_cloud::{PointCloudAug, PointCloudAugConfig, PointCloudParams, Rota
 pub use presets::{blur_kernel, MultiCrop, MultiCropConfig, ViewPair};
 pub use resize::{Resize, ResizeConfig};
 pub use resized_crop::{CropParams, RandomResizedCrop, RandomResizedCropConfig};
-pub use rng::{aug_rng, AugRng};
+pub use rng::{aug_rng, splitmix64, AugRng, SPLITMIX64_GAMMA};
 pub use solarize::{RandomSolarize, RandomSolarizeConfig};
 pub use to_float::ToFloat;
 pub use vertical_flip::{VerticalFlip, VerticalFlipConfig};

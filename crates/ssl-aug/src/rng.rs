@@ -8,9 +8,13 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 /// The generator ops draw from.
 pub type AugRng = rand_chacha::ChaCha8Rng;
 
+/// SplitMix64's increment, the golden gamma: output k of the generator seeded with `s` is
+/// `splitmix64(s + k · SPLITMIX64_GAMMA)`.
+pub const SPLITMIX64_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// One SplitMix64 step (Steele, Lea, Flood 2014): a bijective 64-bit mixer.
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+pub fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(SPLITMIX64_GAMMA);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)

@@ -10,8 +10,9 @@ use tch::nn::{ModuleT, VarStore};
 
 use crate::config::{validate_projector_and_predictor, HeadConfig};
 use crate::encoder::Encoder;
+use crate::error::check_unit_interval;
 use crate::method::{Batch, Method, StepContext, StepOutput};
-use crate::{Config, Result, TrainError};
+use crate::{Config, Result};
 
 /// BYOL's settings (`method: {name: byol, ...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -34,14 +35,7 @@ impl ByolConfig {
     /// [`TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
         validate_projector_and_predictor(&self.projector, &self.predictor)?;
-        if !(0.0..=1.0).contains(&self.base_momentum) {
-            return Err(TrainError::Invalid {
-                field: "method.base_momentum".into(),
-                value: self.base_momentum.to_string(),
-                reason: "must be in [0, 1]".into(),
-            });
-        }
-        Ok(())
+        check_unit_interval("method.base_momentum", self.base_momentum)
     }
 }
 

@@ -10,9 +10,10 @@ use tch::nn::{self, ModuleT, VarStore};
 use tch::{Kind, Tensor};
 
 use crate::config::HeadConfig;
+use crate::error::{check_at_least, check_unit_interval, invalid};
 use crate::method::{Batch, Method, StepContext, StepOutput};
 use crate::moco::in_shuffled_sub_batches;
-use crate::{Config, Result, TrainError};
+use crate::{Config, Result};
 
 /// DenseCL's settings (`method: {name: densecl, ...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -44,39 +45,27 @@ impl DenseClConfig {
     /// # Errors
     /// [`TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, value: String, reason: &str| {
-            Err(TrainError::Invalid {
-                field: format!("method.{field}"),
-                value,
-                reason: reason.into(),
-            })
-        };
         self.head.validate("method.head")?;
         self.dense_head.validate("method.dense_head")?;
         if self.dense_head.batch_norm || self.dense_head.output_batch_norm {
-            return bad("dense_head.batch_norm", "true".into(), "the dense head has no BatchNorm");
+            return invalid(
+                "method.dense_head.batch_norm",
+                true,
+                "the dense head has no BatchNorm",
+            );
         }
         if self.dense_head.output_dim != self.head.output_dim {
-            return bad(
-                "dense_head.output_dim",
-                self.dense_head.output_dim.to_string(),
+            return invalid(
+                "method.dense_head.output_dim",
+                self.dense_head.output_dim,
                 "must equal method.head.output_dim (both queues hold keys of one width)",
             );
         }
         InfoNceConfig { temperature: self.temperature }.build()?;
-        if self.queue_size < 1 {
-            return bad("queue_size", self.queue_size.to_string(), "must be ≥ 1");
-        }
-        if !(0.0..=1.0).contains(&self.momentum) {
-            return bad("momentum", self.momentum.to_string(), "must be in [0, 1]");
-        }
-        if !(0.0..=1.0).contains(&self.dense_weight) {
-            return bad("dense_weight", self.dense_weight.to_string(), "must be in [0, 1]");
-        }
-        if self.key_bn_splits < 1 {
-            return bad("key_bn_splits", self.key_bn_splits.to_string(), "must be ≥ 1");
-        }
-        Ok(())
+        check_at_least("method.queue_size", self.queue_size, 1)?;
+        check_unit_interval("method.momentum", self.momentum)?;
+        check_unit_interval("method.dense_weight", self.dense_weight)?;
+        check_at_least("method.key_bn_splits", self.key_bn_splits, 1)
     }
 }
 

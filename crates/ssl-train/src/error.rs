@@ -70,3 +70,30 @@ pub enum TrainError {
 
 /// `Result` with [`TrainError`] as the default error.
 pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// [`TrainError::Invalid`] for the dotted key `field`.
+pub(crate) fn invalid<T>(field: &str, value: impl ToString, reason: &str) -> Result<T> {
+    Err(TrainError::Invalid {
+        field: field.into(),
+        value: value.to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// `Ok` when `value` is in [0, 1] (a momentum, a weight), else [`TrainError::Invalid`].
+pub(crate) fn check_unit_interval(field: &str, value: f64) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        invalid(field, value, "must be in [0, 1]")
+    }
+}
+
+/// `Ok` when `value ≥ min` (a size, a count), else [`TrainError::Invalid`].
+pub(crate) fn check_at_least(field: &str, value: i64, min: i64) -> Result<()> {
+    if value >= min {
+        Ok(())
+    } else {
+        invalid(field, value, &format!("must be ≥ {min}"))
+    }
+}

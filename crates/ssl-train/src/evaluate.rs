@@ -200,7 +200,9 @@ impl EvalData {
         self.score_features(&train, &test, cfg, start)
     }
 
-    fn score_features(
+    /// Scores features already extracted from [`Self::train_split`] and [`Self::test_split`]'s
+    /// images (`[M, F]`, `[Q, F]`); `start` begins the reported time.
+    pub fn score_features(
         &self,
         train: &Tensor,
         test: &Tensor,

@@ -11,6 +11,8 @@
 
 use std::time::Instant;
 
+use ssl_aug::{splitmix64, SPLITMIX64_GAMMA};
+
 use tch::nn::{self, Module, ModuleT, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -100,7 +102,7 @@ pub fn label_subset(labels: &Tensor, classes: i64, fraction: f64, seed: u64) -> 
     for c in 0..classes {
         let mut of_class: Vec<i64> =
             (0..labels.len() as i64).filter(|&i| labels[i as usize] == c).collect();
-        shuffle(&mut of_class, seed ^ (c as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        shuffle(&mut of_class, seed ^ (c as u64).wrapping_mul(SPLITMIX64_GAMMA));
         let take = ((of_class.len() as f64 * fraction).round() as usize).max(1).min(of_class.len());
         picked.extend_from_slice(&of_class[..take]);
     }
@@ -110,13 +112,11 @@ pub fn label_subset(labels: &Tensor, classes: i64, fraction: f64, seed: u64) -> 
 
 /// Fisher–Yates with a SplitMix64 stream: the same order on every machine.
 fn shuffle(v: &mut [i64], seed: u64) {
-    let mut state = seed;
+    let mut k = 0u64;
     let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        let draw = splitmix64(seed.wrapping_add(k.wrapping_mul(SPLITMIX64_GAMMA)));
+        k += 1;
+        draw
     };
     for i in (1..v.len()).rev() {
         let j = (next() % (i as u64 + 1)) as usize;

@@ -2,6 +2,7 @@
 //! linear probe of the same checkpoint (part of the `ssl` binary).
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ssl_train::eval::{extract_features, linear_probe};
@@ -45,18 +46,19 @@ pub(crate) fn run(
 
     let (_vs, mut frozen) = load()?;
     println!("evaluation precision: {}", set_eval_precision(frozen.as_mut(), &cfg));
-    let probe = data.score_network(frozen.backbone(), &cfg, device);
-    // Like for like: the frozen probe trained on the same labelled subset fine-tuning draws.
-    let (train_x, train_y) = data.train_split();
-    let subset = label_subset(train_y, CLASSES, settings.label_fraction, cfg.seed)?;
+    // One pass of feature extraction serves the probe on all labels and on the subset.
     let resize = cfg.eval.resize_op();
     let features =
         |x: &tch::Tensor| extract_features(frozen.backbone(), x, 1024, resize.as_ref(), device);
-    let (test_x, test_y) = data.test_split();
+    let ((train_x, train_y), (test_x, test_y)) = (data.train_split(), data.test_split());
+    let (train_f, test_f) = (features(train_x), features(test_x));
+    let probe = data.score_features(&train_f, &test_f, &cfg, Instant::now());
+    // Like for like: the frozen probe trained on the same labelled subset fine-tuning draws.
+    let subset = label_subset(train_y, CLASSES, settings.label_fraction, cfg.seed)?;
     let subset_probe = linear_probe(
-        &features(&train_x.index_select(0, &subset)),
+        &train_f.index_select(0, &subset),
         &train_y.index_select(0, &subset),
-        &features(test_x),
+        &test_f,
         test_y,
         CLASSES,
         &cfg.eval.linear,

@@ -11,8 +11,9 @@ use tch::{Kind, Tensor};
 
 use crate::config::HeadConfig;
 use crate::encoder::Encoder;
+use crate::error::{check_at_least, check_unit_interval};
 use crate::method::{Batch, Method, StepContext, StepOutput};
-use crate::{Config, Result, TrainError};
+use crate::{Config, Result};
 
 /// MoCo's keys (`method: {name: mocov1 | mocov2, ...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -44,25 +45,11 @@ impl MocoConfig {
     /// # Errors
     /// [`TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, value: String, reason: &str| {
-            Err(TrainError::Invalid {
-                field: format!("method.{field}"),
-                value,
-                reason: reason.into(),
-            })
-        };
         self.head.validate("method.head")?;
         InfoNceConfig { temperature: self.temperature }.build()?;
-        if self.queue_size < 1 {
-            return bad("queue_size", self.queue_size.to_string(), "must be ≥ 1");
-        }
-        if !(0.0..=1.0).contains(&self.momentum) {
-            return bad("momentum", self.momentum.to_string(), "must be in [0, 1]");
-        }
-        if self.key_bn_splits < 1 {
-            return bad("key_bn_splits", self.key_bn_splits.to_string(), "must be ≥ 1");
-        }
-        Ok(())
+        check_at_least("method.queue_size", self.queue_size, 1)?;
+        check_unit_interval("method.momentum", self.momentum)?;
+        check_at_least("method.key_bn_splits", self.key_bn_splits, 1)
     }
 }
 

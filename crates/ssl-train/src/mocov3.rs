@@ -10,8 +10,9 @@ use tch::nn::{ModuleT, VarStore};
 
 use crate::config::{validate_projector_and_predictor, HeadConfig};
 use crate::encoder::Encoder;
+use crate::error::check_unit_interval;
 use crate::method::{Batch, Method, StepContext, StepOutput};
-use crate::{Config, Result, TrainError};
+use crate::{Config, Result};
 
 /// MoCo v3's settings (`method: {name: mocov3, ...}`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -38,14 +39,7 @@ impl MocoV3Config {
     pub fn validate(&self) -> Result<()> {
         validate_projector_and_predictor(&self.projector, &self.predictor)?;
         InfoNceConfig { temperature: self.temperature }.build()?;
-        if !(0.0..=1.0).contains(&self.base_momentum) {
-            return Err(TrainError::Invalid {
-                field: "method.base_momentum".into(),
-                value: self.base_momentum.to_string(),
-                reason: "must be in [0, 1]".into(),
-            });
-        }
-        Ok(())
+        check_unit_interval("method.base_momentum", self.base_momentum)
     }
 }
 

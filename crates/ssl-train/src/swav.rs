@@ -9,8 +9,9 @@ use tch::nn::{self, ModuleT, VarStore};
 use tch::{Kind, Tensor};
 
 use crate::config::HeadConfig;
+use crate::error::{check_at_least, invalid};
 use crate::method::{Batch, Method, StepContext, StepOutput};
-use crate::{Config, Result, TrainError};
+use crate::{Config, Result};
 
 /// SwAV's settings (`method: {name: swav, ...}`). The global crops use `augment`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -44,29 +45,17 @@ impl SwavConfig {
     /// # Errors
     /// [`TrainError::Invalid`] naming the field, or the loss's config error.
     pub fn validate(&self) -> Result<()> {
-        let bad = |field: &str, value: String, reason: &str| {
-            Err(TrainError::Invalid {
-                field: format!("method.{field}"),
-                value,
-                reason: reason.into(),
-            })
-        };
         self.projector.validate("method.projector")?;
         self.loss.build()?;
-        if self.num_prototypes < 2 {
-            return bad("num_prototypes", self.num_prototypes.to_string(), "must be ≥ 2");
-        }
+        check_at_least("method.num_prototypes", self.num_prototypes, 2)?;
         if self.n_global < 1 || self.n_global + self.n_local < 2 {
-            return bad(
-                "n_global",
+            return invalid(
+                "method.n_global",
                 format!("{} (n_local {})", self.n_global, self.n_local),
                 "needs ≥ 1 global crop and ≥ 2 crops in all",
             );
         }
-        if self.queue_size < 0 {
-            return bad("queue_size", self.queue_size.to_string(), "must be ≥ 0 (0: no queue)");
-        }
-        Ok(())
+        check_at_least("method.queue_size", self.queue_size, 0)
     }
 }
 
