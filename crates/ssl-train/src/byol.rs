@@ -32,7 +32,7 @@ impl ByolConfig {
     /// Checks every field; errors name `method.<field>`.
     ///
     /// # Errors
-    /// [`TrainError::Invalid`] naming the field.
+    /// [`crate::TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
         validate_projector_and_predictor(&self.projector, &self.predictor)?;
         check_unit_interval("method.base_momentum", self.base_momentum)

@@ -43,7 +43,7 @@ impl DenseClConfig {
     /// Checks every field; errors name `method.<field>`.
     ///
     /// # Errors
-    /// [`TrainError::Invalid`] naming the field.
+    /// [`crate::TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
         self.head.validate("method.head")?;
         self.dense_head.validate("method.dense_head")?;

@@ -43,7 +43,7 @@ impl MocoConfig {
     /// Checks every field; errors name `method.<field>`.
     ///
     /// # Errors
-    /// [`TrainError::Invalid`] naming the field.
+    /// [`crate::TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
         self.head.validate("method.head")?;
         InfoNceConfig { temperature: self.temperature }.build()?;

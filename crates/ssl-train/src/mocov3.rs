@@ -35,7 +35,7 @@ impl MocoV3Config {
     /// Checks every field; errors name `method.<field>`.
     ///
     /// # Errors
-    /// [`TrainError::Invalid`] naming the field.
+    /// [`crate::TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
         validate_projector_and_predictor(&self.projector, &self.predictor)?;
         InfoNceConfig { temperature: self.temperature }.build()?;

@@ -43,7 +43,7 @@ impl SwavConfig {
     /// Checks every field; errors name `method.<field>`.
     ///
     /// # Errors
-    /// [`TrainError::Invalid`] naming the field, or the loss's config error.
+    /// [`crate::TrainError::Invalid`] naming the field, or the loss's config error.
     pub fn validate(&self) -> Result<()> {
         self.projector.validate("method.projector")?;
         self.loss.build()?;
