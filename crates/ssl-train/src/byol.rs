@@ -4,14 +4,15 @@
 use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, NegativeCosine, NegativeCosineConfig};
-use ssl_moco::{momentum_at, BufferRule, MomentumEncoder};
-use ssl_models::{ProjectionHead, ResNet};
-use tch::nn::{ModuleT, VarStore};
+use ssl_moco::MomentumEncoder;
+use ssl_models::ResNet;
+use tch::nn::VarStore;
 
 use crate::config::{validate_projector_and_predictor, HeadConfig};
 use crate::encoder::Encoder;
 use crate::error::check_unit_interval;
 use crate::method::{Batch, Method, StepContext, StepOutput};
+use crate::online_target::OnlineTarget;
 use crate::{Config, Result};
 
 /// BYOL's settings (`method: {name: byol, ...}`).
@@ -54,11 +55,8 @@ impl ByolConfig {
 /// 1.0 / 0.1 and solarize 0 / 0.2). Logged: `momentum`, the τ of the step's update.
 #[derive(Debug)]
 pub struct Byol {
-    online: Encoder,
-    predictor: ProjectionHead,
-    target: MomentumEncoder<Encoder>,
+    networks: OnlineTarget,
     loss: NegativeCosine,
-    cfg: ByolConfig,
     views: [Compose; 2],
 }
 
@@ -69,23 +67,15 @@ impl Byol {
     /// Config errors naming the field, and the parts' errors.
     pub fn new(vs: &VarStore, cfg: &Config, byol: &ByolConfig) -> Result<Self> {
         byol.validate()?;
-        let head = byol.projector.projection();
-        let build = |p: &tch::nn::Path| Encoder::new(p, &cfg.model.backbone, &head);
-        let online = build(&vs.root())?;
-        let predictor = byol.predictor.build(&(vs.root() / "predictor"), head.output_dim)?;
-        let target = MomentumEncoder::new(vs, BufferRule::Own, build)?;
+        let networks =
+            OnlineTarget::new(vs, cfg, &byol.projector, &byol.predictor, byol.base_momentum)?;
         let loss = NegativeCosineConfig::byol().build()?;
-        Ok(Self { online, predictor, target, loss, cfg: *byol, views: cfg.two_views()? })
+        Ok(Self { networks, loss, views: cfg.two_views()? })
     }
 
     /// The EMA target network.
     pub fn target(&self) -> &MomentumEncoder<Encoder> {
-        &self.target
-    }
-
-    /// τ at `step` of a `total`-step run.
-    fn momentum(&self, step: u64, total: u64) -> f64 {
-        momentum_at(step, total, self.cfg.base_momentum, 1.0)
+        self.networks.target()
     }
 }
 
@@ -95,32 +85,26 @@ impl Method for Byol {
     }
 
     fn step(&mut self, batch: &Batch<'_>, ctx: &StepContext) -> Result<StepOutput> {
-        let views = batch.views;
-        let (h1, z1) = self.online.features_and_projection(&views[0], true); // [N, F], [N, D]
-        let z2 = self.online.forward_t(&views[1], true);
-        let p1 = self.predictor.forward_t(&z1, true);
-        let p2 = self.predictor.forward_t(&z2, true);
-        let t1 = self.target.forward_t(&views[0], true); // [N, D], no gradient
-        let t2 = self.target.forward_t(&views[1], true);
-        let loss = self.loss.f_forward_symmetric(&p1, &t1, &p2, &t2)?;
+        let out = self.networks.forward_views(batch.views);
+        let ([p1, p2], [t1, t2]) = (&out.p, &out.t);
+        let loss = self.loss.f_forward_symmetric(p1, t1, p2, t2)?;
         Ok(StepOutput {
             loss,
-            embeddings: Some(l2_normalize(&z1.detach(), 1e-12)),
-            features: Some(h1.detach()),
-            logs: vec![("momentum", self.momentum(ctx.step, ctx.total))],
+            embeddings: Some(l2_normalize(&out.z1.detach(), 1e-12)),
+            features: Some(out.h1.detach()),
+            logs: vec![("momentum", self.networks.momentum(ctx))],
         })
     }
 
     fn after_step(&mut self, ctx: &StepContext) -> Result<()> {
-        self.target.update(self.momentum(ctx.step, ctx.total))?;
-        Ok(())
+        self.networks.update_target(ctx)
     }
 
     fn backbone(&self) -> &ResNet {
-        self.online.backbone()
+        self.networks.backbone()
     }
 
     fn backbone_mut(&mut self) -> &mut ResNet {
-        self.online.backbone_mut()
+        self.networks.backbone_mut()
     }
 }

@@ -4,14 +4,15 @@
 use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, InfoNce, InfoNceConfig, PairLoss};
-use ssl_moco::{momentum_at, BufferRule, MomentumEncoder};
-use ssl_models::{ProjectionHead, ResNet};
-use tch::nn::{ModuleT, VarStore};
+use ssl_moco::MomentumEncoder;
+use ssl_models::ResNet;
+use tch::nn::VarStore;
 
 use crate::config::{validate_projector_and_predictor, HeadConfig};
 use crate::encoder::Encoder;
 use crate::error::check_unit_interval;
 use crate::method::{Batch, Method, StepContext, StepOutput};
+use crate::online_target::OnlineTarget;
 use crate::{Config, Result};
 
 /// MoCo v3's settings (`method: {name: mocov3, ...}`).
@@ -60,9 +61,7 @@ impl MocoV3Config {
 /// key batch, as the paper's SyncBN does across its GPUs. Logged: `momentum`.
 #[derive(Debug)]
 pub struct MocoV3 {
-    online: Encoder,
-    predictor: ProjectionHead,
-    target: MomentumEncoder<Encoder>,
+    networks: OnlineTarget,
     loss: InfoNce,
     cfg: MocoV3Config,
     views: [Compose; 2],
@@ -76,23 +75,14 @@ impl MocoV3 {
     /// Config errors naming the field, and the parts' errors.
     pub fn new(vs: &VarStore, cfg: &Config, v3: &MocoV3Config) -> Result<Self> {
         v3.validate()?;
-        let head = v3.projector.projection();
-        let build = |p: &tch::nn::Path| Encoder::new(p, &cfg.model.backbone, &head);
-        let online = build(&vs.root())?;
-        let predictor = v3.predictor.build(&(vs.root() / "predictor"), head.output_dim)?;
-        let target = MomentumEncoder::new(vs, BufferRule::Own, build)?;
+        let networks = OnlineTarget::new(vs, cfg, &v3.projector, &v3.predictor, v3.base_momentum)?;
         let loss = InfoNceConfig { temperature: v3.temperature }.build()?;
-        Ok(Self { online, predictor, target, loss, cfg: *v3, views: cfg.two_views()? })
+        Ok(Self { networks, loss, cfg: *v3, views: cfg.two_views()? })
     }
 
     /// The momentum (key) encoder.
     pub fn target(&self) -> &MomentumEncoder<Encoder> {
-        &self.target
-    }
-
-    /// m at `step` of a `total`-step run.
-    fn momentum(&self, step: u64, total: u64) -> f64 {
-        momentum_at(step, total, self.cfg.base_momentum, 1.0)
+        self.networks.target()
     }
 }
 
@@ -102,33 +92,27 @@ impl Method for MocoV3 {
     }
 
     fn step(&mut self, batch: &Batch<'_>, ctx: &StepContext) -> Result<StepOutput> {
-        let views = batch.views;
-        let (h1, z1) = self.online.features_and_projection(&views[0], true); // [N, F], [N, D]
-        let z2 = self.online.forward_t(&views[1], true);
-        let q1 = self.predictor.forward_t(&z1, true);
-        let q2 = self.predictor.forward_t(&z2, true);
-        let k1 = self.target.forward_t(&views[0], true); // [N, D], no gradient
-        let k2 = self.target.forward_t(&views[1], true);
+        let out = self.networks.forward_views(batch.views);
+        let ([q1, q2], [k1, k2]) = (&out.p, &out.t); // k: no gradient
         let scale = 2.0 * self.cfg.temperature;
-        let loss = (self.loss.f_forward(&q1, &k2)? + self.loss.f_forward(&q2, &k1)?) * scale;
+        let loss = (self.loss.f_forward(q1, k2)? + self.loss.f_forward(q2, k1)?) * scale;
         Ok(StepOutput {
             loss,
-            embeddings: Some(l2_normalize(&z1.detach(), 1e-12)),
-            features: Some(h1.detach()),
-            logs: vec![("momentum", self.momentum(ctx.step, ctx.total))],
+            embeddings: Some(l2_normalize(&out.z1.detach(), 1e-12)),
+            features: Some(out.h1.detach()),
+            logs: vec![("momentum", self.networks.momentum(ctx))],
         })
     }
 
     fn after_step(&mut self, ctx: &StepContext) -> Result<()> {
-        self.target.update(self.momentum(ctx.step, ctx.total))?;
-        Ok(())
+        self.networks.update_target(ctx)
     }
 
     fn backbone(&self) -> &ResNet {
-        self.online.backbone()
+        self.networks.backbone()
     }
 
     fn backbone_mut(&mut self) -> &mut ResNet {
-        self.online.backbone_mut()
+        self.networks.backbone_mut()
     }
 }
