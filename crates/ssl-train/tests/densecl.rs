@@ -18,8 +18,11 @@ use tch::{Device, Kind, Tensor};
 const CTX: StepContext = StepContext { step: 0, total: 10, epoch: 0 };
 
 fn config() -> (ssl_train::Config, DenseClConfig) {
-    // One key sub-batch (no shuffle draws) and a queue of 8, so the replica can follow.
-    let cfg = tiny("densecl-fmnist.yaml", &["method.key_bn_splits=1", "method.queue_size=8"]);
+    // One key sub-batch (no shuffle draws), a queue of 8, so the replica can follow, and the
+    // dense term from step 0.
+    let overrides =
+        ["method.key_bn_splits=1", "method.queue_size=8", "method.dense_warmup_steps=0"];
+    let cfg = tiny("densecl-fmnist.yaml", &overrides);
     let MethodConfig::Densecl(c) = cfg.method else { panic!("densecl") };
     (cfg, c)
 }

@@ -16,21 +16,20 @@ use tch::{Device, Kind, Tensor};
 #[test]
 fn hcl_without_hardness_or_debiasing_trains_exactly_as_simclr() {
     // Robinson et al. 2021, Eq. 4: β = 0 weighs every negative alike and τ⁺ = 0 removes the
-    // positive-class correction, which leaves NT-Xent's denominator (both at τ 0.2).
-    let runs: Vec<Vec<f64>> = [
-        tiny("simclr-fmnist.yaml", &[]),
-        tiny("simclr-hcl-fmnist.yaml", &["method.loss.beta=0", "method.loss.tau_plus=0"]),
-    ]
-    .iter()
-    .map(|cfg| {
-        let _rng = seed_global_rng(0); // `train` seeds again from `seed`
-        ssl_train::train(cfg, None).unwrap().losses
-    })
-    .collect();
+    // positive-class correction, which leaves NT-Xent's denominator (both at SimCLR's τ 0.2).
+    let plain = ["method.loss.beta=0", "method.loss.tau_plus=0", "method.loss.temperature=0.2"];
+    let runs: Vec<Vec<f64>> =
+        [tiny("simclr-fmnist.yaml", &[]), tiny("simclr-hcl-fmnist.yaml", &plain)]
+            .iter()
+            .map(|cfg| {
+                let _rng = seed_global_rng(0); // `train` seeds again from `seed`
+                ssl_train::train(cfg, None).unwrap().losses
+            })
+            .collect();
     for (a, b) in runs[0].iter().zip(&runs[1]) {
         assert!((a - b).abs() < 1e-5, "{:?} vs {:?}", runs[0], runs[1]);
     }
-    // And the shipped β 1, τ⁺ 0.1 is a different loss.
+    // And the shipped τ 0.5, β 1, τ⁺ 0.1 is a different loss.
     let _rng = seed_global_rng(0);
     let hcl = ssl_train::train(&tiny("simclr-hcl-fmnist.yaml", &[]), None).unwrap().losses;
     assert!((hcl[0] - runs[0][0]).abs() > 1e-3, "{hcl:?} vs {:?}", runs[0]);
