@@ -11,6 +11,7 @@ use ssl_aug::{Compose, Resize, ResizeConfig, ViewConfig};
 use ssl_models::{Precision, ProjectionHead, ProjectionHeadConfig, ResNetConfig};
 use tch::nn;
 
+use crate::error::invalid;
 use crate::eval::{KnnConfig, LinearProbeConfig};
 pub use crate::methods::{
     MethodConfig, SimClrConfig, SimClrDclConfig, SimClrHclConfig, METHOD_NAMES,
@@ -313,9 +314,6 @@ impl Config {
     /// # Errors
     /// [`TrainError::Invalid`] naming the dotted key, or the leaf crates' config errors.
     pub fn validate(&self) -> Result<()> {
-        let invalid = |field: &str, value: String, reason: &str| {
-            Err(TrainError::Invalid { field: field.into(), value, reason: reason.into() })
-        };
         if self.data.batch_size < 2 {
             return invalid("data.batch_size", self.data.batch_size.to_string(), "must be ≥ 2");
         }
@@ -359,10 +357,10 @@ impl Config {
             );
         }
         if t.epochs == Some(0) {
-            return invalid("train.epochs", "0".into(), "must be ≥ 1");
+            return invalid("train.epochs", "0", "must be ≥ 1");
         }
         if t.steps == Some(0) {
-            return invalid("train.steps", "0".into(), "must be ≥ 1");
+            return invalid("train.steps", "0", "must be ≥ 1");
         }
         if let Some(m) = t.budget_minutes {
             if !(m.is_finite() && m > 0.0) {
@@ -405,7 +403,7 @@ impl Config {
             r.build()?;
         }
         if self.checkpoint.every_steps == Some(0) {
-            return invalid("checkpoint.every_steps", "0".into(), "must be ≥ 1 or null");
+            return invalid("checkpoint.every_steps", "0", "must be ≥ 1 or null");
         }
         self.augment.build()?;
         if let Some(v) = &self.augment_view2 {

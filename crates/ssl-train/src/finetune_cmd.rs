@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use ssl_train::eval::{extract_features, linear_probe};
+use ssl_train::eval::linear_probe;
 use ssl_train::evaluate::EvalData;
 use ssl_train::finetune::{finetune, label_subset, FinetuneSettings};
 use ssl_train::run_dir::CONFIG;
@@ -47,11 +47,8 @@ pub(crate) fn run(
     let (_vs, mut frozen) = load()?;
     println!("evaluation precision: {}", set_eval_precision(frozen.as_mut(), &cfg));
     // One pass of feature extraction serves the probe on all labels and on the subset.
-    let resize = cfg.eval.resize_op();
-    let features =
-        |x: &tch::Tensor| extract_features(frozen.backbone(), x, 1024, resize.as_ref(), device);
-    let ((train_x, train_y), (test_x, test_y)) = (data.train_split(), data.test_split());
-    let (train_f, test_f) = (features(train_x), features(test_x));
+    let (train_f, test_f) = data.features(frozen.backbone(), &cfg, device);
+    let ((_, train_y), (_, test_y)) = (data.train_split(), data.test_split());
     let probe = data.score_features(&train_f, &test_f, &cfg, Instant::now());
     // Like for like: the frozen probe trained on the same labelled subset fine-tuning draws.
     let subset = label_subset(train_y, CLASSES, settings.label_fraction, cfg.seed)?;

@@ -8,6 +8,7 @@ use ssl_models::ResNet;
 use tch::nn::{self, Module, ModuleT, VarStore};
 use tch::Reduction;
 
+use crate::error::{check_at_least, invalid};
 use crate::method::{Batch, Method, StepContext, StepOutput};
 use crate::{Config, Result, TrainError};
 
@@ -27,19 +28,9 @@ impl SupervisedConfig {
     /// # Errors
     /// [`TrainError::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        if self.num_classes < 2 {
-            return Err(TrainError::Invalid {
-                field: "method.num_classes".into(),
-                value: self.num_classes.to_string(),
-                reason: "must be ≥ 2".into(),
-            });
-        }
+        check_at_least("method.num_classes", self.num_classes, 2)?;
         if !(0.0..1.0).contains(&self.label_smoothing) {
-            return Err(TrainError::Invalid {
-                field: "method.label_smoothing".into(),
-                value: self.label_smoothing.to_string(),
-                reason: "must be in [0, 1)".into(),
-            });
+            return invalid("method.label_smoothing", self.label_smoothing, "must be in [0, 1)");
         }
         Ok(())
     }
