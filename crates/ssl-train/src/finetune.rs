@@ -66,7 +66,8 @@ pub struct FinetuneReport {
     pub label_fraction: f64,
     /// Labelled images used in the final fit.
     pub labelled: i64,
-    /// Each candidate learning rate and its top-1 on the held-out labelled images.
+    /// Each candidate learning rate and its top-1 on the held-out labelled images (empty when
+    /// there was one candidate, so nothing to choose).
     pub candidates: Vec<(f64, f64)>,
     /// The learning rate chosen there.
     pub lr: f64,
@@ -243,8 +244,9 @@ fn top1(tuned: &Tuned, images: &Tensor, labels: &Tensor, cfg: &Config) -> f64 {
 }
 
 /// Fine-tunes the pretrained network `load` builds: draws the labelled subset from the
-/// training images, picks the learning rate on its held-out tail, refits on all of it with
-/// that rate and scores the test images. Nothing of the test images chooses anything.
+/// training images, picks the learning rate on its held-out tail (skipped when `s.lrs` holds
+/// one rate), refits on all of it with that rate and scores the test images. Nothing of the
+/// test images chooses anything.
 ///
 /// # Errors
 /// [`TrainError::Invalid`] for a bad label fraction; the loader's errors.
@@ -275,12 +277,15 @@ pub fn finetune(
     let held = held_out_len(m, s.val_fraction);
     let (fit_x, fit_y) = (images.narrow(0, 0, m - held), labels.narrow(0, 0, m - held));
     let (val_x, val_y) = (images.narrow(0, m - held, held), labels.narrow(0, m - held, held));
+    // One candidate leaves nothing to choose: no held-out fit, the rate is the caller's.
     let mut candidates = Vec::with_capacity(s.lrs.len());
-    for &lr in &s.lrs {
-        let tuned = fit(load, &fit_x, &fit_y, lr, s, cfg, classes)?;
-        let acc = top1(&tuned, &val_x, &val_y, cfg);
-        println!("fine-tune lr {lr}: held-out top-1 {:.2} % ({held} images)", acc * 100.0);
-        candidates.push((lr, acc));
+    if s.lrs.len() > 1 {
+        for &lr in &s.lrs {
+            let tuned = fit(load, &fit_x, &fit_y, lr, s, cfg, classes)?;
+            let acc = top1(&tuned, &val_x, &val_y, cfg);
+            println!("fine-tune lr {lr}: held-out top-1 {:.2} % ({held} images)", acc * 100.0);
+            candidates.push((lr, acc));
+        }
     }
     let lr = candidates
         .iter()

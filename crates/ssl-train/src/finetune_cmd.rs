@@ -16,7 +16,8 @@ use tch::Device;
 const CLASSES: i64 = 10;
 
 /// Loads the run's config beside `checkpoint`, scores the frozen probe, fine-tunes, and writes
-/// `finetune-<fraction>.json` into the run directory.
+/// `finetune-<fraction>.json` (`finetune-<fraction>-validation.json` under `--validation`) into the run
+/// directory.
 pub(crate) fn run(
     checkpoint: &Path,
     overrides: &[String],
@@ -64,13 +65,16 @@ pub(crate) fn run(
     drop(frozen);
 
     let report = finetune(&load, data.train_split(), data.test_split(), CLASSES, settings, &cfg)?;
+    let lr =
+        if report.candidates.is_empty() { "given" } else { "chosen on held-out labelled images" };
     println!(
-        "{}: fine-tuned on {} labelled images ({:.0} % of the labels; lr {} chosen on held-out \
-         labelled images, backbone at {}×): top-1 {:.2} % on {on}; frozen linear probe on the \
-         same labelled images {:.2} %, on all {:.2} %, kNN-200 {:.2} % ({:.0} s)",
+        "{}: fine-tuned on {} labelled images ({:.0} % of the labels, {} epochs; lr {} {lr}, \
+         backbone at {}×): top-1 {:.2} % on {on}; frozen linear probe on the same labelled \
+         images {:.2} %, on all {:.2} %, kNN-200 {:.2} % ({:.0} s)",
         checkpoint.display(),
         report.labelled,
         report.label_fraction * 100.0,
+        settings.epochs,
         report.lr,
         settings.backbone_lr_scale,
         report.test_top1 * 100.0,
@@ -79,9 +83,12 @@ pub(crate) fn run(
         probe.knn_top1 * 100.0,
         report.seconds,
     );
-    let out = dir.join(format!("finetune-{}.json", settings.label_fraction));
+    // Held-out scores never overwrite the test set's.
+    let suffix = if cfg.eval.validation { "-validation" } else { "" };
+    let out = dir.join(format!("finetune-{}{suffix}.json", settings.label_fraction));
     let json = serde_json::json!({
         "finetune": report,
+        "epochs": settings.epochs,
         "frozen_linear_top1": probe.linear_top1,
         "frozen_linear_top1_same_labels": subset_probe.test_top1,
         "frozen_knn_top1": probe.knn_top1,

@@ -48,6 +48,7 @@ fn a_network_fine_tuned_on_one_percent_of_the_labels_learns() {
     let report = finetune(&load, data.train_split(), test, 10, &settings, &cfg).unwrap();
     assert_eq!(report.labelled, 540, "1 % of 54,000 training images, class by class");
     assert_eq!(report.lr, 0.1);
+    assert!(report.candidates.is_empty(), "one rate: nothing chosen, no held-out fit");
     // Chance is 10 %; a width-4 network on 540 labels for 90 steps gets well past it.
     assert!(report.test_top1 > 0.3, "{report:?}");
 }
