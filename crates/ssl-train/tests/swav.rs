@@ -36,7 +36,8 @@ fn ctx(step: u64, epoch: u64) -> StepContext {
 #[test]
 fn a_step_is_the_swapped_prediction_on_sinkhorn_codes_by_hand() {
     let _rng = seed_global_rng(1);
-    let (cfg, c) = config(&["method.queue_size=0"]);
+    // Small crops pinned on: the multi-crop form, whatever the CPU YAML's count (0).
+    let (cfg, c) = config(&["method.queue_size=0", "method.n_local=2"]);
     let x = views(c.n_global, c.n_local);
     tch::manual_seed(2);
     let vs = VarStore::new(Device::Cpu);
