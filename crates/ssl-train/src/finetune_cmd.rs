@@ -16,8 +16,8 @@ use tch::Device;
 const CLASSES: i64 = 10;
 
 /// Loads the run's config beside `checkpoint`, scores the frozen probe, fine-tunes, and writes
-/// `finetune-<fraction>.json` (`finetune-<fraction>-validation.json` under `--validation`) into the run
-/// directory.
+/// `finetune-<fraction>.json` (`finetune-<fraction>-validation.json` under `--validation`) into
+/// the run directory.
 pub(crate) fn run(
     checkpoint: &Path,
     overrides: &[String],
