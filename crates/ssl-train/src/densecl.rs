@@ -26,8 +26,14 @@ pub struct DenseClConfig {
     pub dense_head: HeadConfig,
     /// τ of both InfoNCE terms (paper: 0.2).
     pub temperature: f64,
-    /// K of each queue: global keys, and the dense keys' per-image means (paper: 65,536).
+    /// K of the global keys' queue, and of the dense one unless `dense_queue_size` is set
+    /// (paper: 65,536 each).
     pub queue_size: i64,
+    /// Optional K of the queue of the dense keys' per-image means; absent or `null`:
+    /// `queue_size`. The dense logits are `[N·S, K]`, S locations per image, so on a CPU this
+    /// queue sets most of what a step costs beyond MoCo v2's.
+    #[serde(default)]
+    pub dense_queue_size: Option<i64>,
     /// The key encoder's EMA coefficient m (paper: 0.999).
     pub momentum: f64,
     /// λ: L = (1 − λ) L_global + λ L_dense (paper: 0.5).
@@ -63,6 +69,9 @@ impl DenseClConfig {
         }
         InfoNceConfig { temperature: self.temperature }.build()?;
         check_at_least("method.queue_size", self.queue_size, 1)?;
+        if let Some(k) = self.dense_queue_size {
+            check_at_least("method.dense_queue_size", k, 1)?;
+        }
         check_unit_interval("method.momentum", self.momentum)?;
         check_unit_interval("method.dense_weight", self.dense_weight)?;
         check_at_least("method.key_bn_splits", self.key_bn_splits, 1)
@@ -169,7 +178,8 @@ impl DenseCl {
         let target = MomentumEncoder::new(vs, BufferRule::Own, build)?;
         let d = c.head.output_dim;
         let global_queue = FeatureQueue::new(c.queue_size, d, Kind::Float, vs.device())?;
-        let dense_queue = FeatureQueue::new(c.queue_size, d, Kind::Float, vs.device())?;
+        let dense_k = c.dense_queue_size.unwrap_or(c.queue_size);
+        let dense_queue = FeatureQueue::new(dense_k, d, Kind::Float, vs.device())?;
         let info_nce = InfoNceConfig { temperature: c.temperature }.build()?;
         let dense_loss = DenseClLossConfig { temperature: c.temperature }.build()?;
         Ok(Self {

@@ -13,11 +13,12 @@ use std::time::Instant;
 
 use ssl_aug::{splitmix64, SPLITMIX64_GAMMA};
 
-use tch::nn::{self, Module, ModuleT, VarStore};
+use tch::nn::{ModuleT, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::eval::{extract_features, fit_linear_classifier};
 use crate::evaluate::held_out_len;
+use crate::finetune_head::Head;
 use crate::method::Method;
 use crate::optim::{OptimKind, Optimizer};
 use crate::schedule::warmup_cosine;
@@ -135,20 +136,6 @@ struct Tuned {
     head: Head,
 }
 
-/// The classifier on standardised features: `W · (f − μ) / σ + b`; μ and σ stay fixed.
-struct Head {
-    mean: Tensor,
-    std: Tensor,
-    linear: nn::Linear,
-}
-
-impl Head {
-    /// Logits `[B, C]` of backbone features `[B, F]`.
-    fn forward(&self, features: &Tensor) -> Tensor {
-        self.linear.forward(&((features - &self.mean) / &self.std))
-    }
-}
-
 impl Tuned {
     fn logits(&self, x: &Tensor, train: bool) -> Tensor {
         self.head.forward(&self.method.backbone().forward_t(x, train))
@@ -202,7 +189,8 @@ fn fit(
 }
 
 /// The frozen linear probe of `images` (eval mode, the evaluation's probe settings and seed)
-/// as a trainable head in `vs`: its standardisation fixed, its W and b the starting point.
+/// as a trainable head in `vs`: its standardisation fixed, its W and b the starting point
+/// (dead features revived, [`crate::finetune_head::revive_dead_units`]).
 fn probe_head(
     vs: &VarStore,
     method: &dyn Method,
@@ -214,16 +202,7 @@ fn probe_head(
     let resize = cfg.eval.resize_op();
     let features = extract_features(method.backbone(), images, 1024, resize.as_ref(), vs.device());
     let probe = fit_linear_classifier(&features, labels, classes, &cfg.eval.linear, cfg.seed);
-    let f = method.backbone().feature_dim();
-    let linear = nn::linear(vs.root() / "finetune_classifier", f, classes, Default::default());
-    tch::no_grad(|| {
-        linear.ws.shallow_clone().copy_(&probe.weight.t_copy()); // [C, F]
-        if let Some(bs) = &linear.bs {
-            bs.shallow_clone().copy_(&probe.bias);
-        }
-    });
-    let device = vs.device();
-    Head { mean: probe.mean.to_device(device), std: probe.std.to_device(device), linear }
+    Head::from_probe(vs, &probe)
 }
 
 /// Top-1 of `tuned` on `images`, `labels` (eval mode, no gradients).

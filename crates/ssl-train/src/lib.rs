@@ -20,6 +20,7 @@ mod error;
 pub mod eval;
 pub mod evaluate;
 pub mod finetune;
+pub mod finetune_head;
 pub mod malloc;
 mod method;
 mod methods;
