@@ -114,10 +114,12 @@ impl Digits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ssl_testutil::ScratchDir;
 
-    fn write(name: &str, text: &str, gzip: bool) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ssl-digits-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+    /// `text` written to `digits.csv` (or gzipped to `digits.csv.gz`) in a scratch directory,
+    /// then read.
+    fn read(name: &str, text: &str, gzip: bool) -> Result<Digits> {
+        let dir = ScratchDir::new(&format!("digits-{name}"));
         let path = dir.join(if gzip { "digits.csv.gz" } else { "digits.csv" });
         let bytes = if gzip {
             use std::io::Write;
@@ -128,7 +130,7 @@ mod tests {
             text.as_bytes().to_vec()
         };
         std::fs::write(&path, bytes).unwrap();
-        path
+        Digits::read(path)
     }
 
     fn line(pixel: u32, class: u32) -> String {
@@ -141,7 +143,7 @@ mod tests {
     #[test]
     fn levels_scale_to_bytes_and_classes_are_kept() {
         let text = format!("{}\n{}\n", line(16, 3), line(8, 9));
-        let d = Digits::read(write("ok", &text, true)).unwrap();
+        let d = read("ok", &text, true).unwrap();
         assert_eq!(d.len(), 2);
         let x = d.to_tensor();
         assert_eq!(x.size(), [2, 1, 8, 8]);
@@ -150,21 +152,21 @@ mod tests {
         assert_eq!(x.int64_value(&[1, 0, 7, 7]), 128);
         assert_eq!(x.int64_value(&[1, 0, 0, 0]), 0);
         assert_eq!(Vec::<i64>::try_from(d.labels_tensor()).unwrap(), [3, 9]);
-        let plain = Digits::read(write("plain", &text, false)).unwrap();
+        let plain = read("plain", &text, false).unwrap();
         assert!(plain.to_tensor().equal(&x));
     }
 
     #[test]
     fn a_bad_line_is_an_error_naming_the_file_and_line() {
         let text = format!("{}\n1.0,2.0\n", line(4, 1));
-        let err = Digits::read(write("short", &text, false)).unwrap_err().to_string();
+        let err = read("short", &text, false).unwrap_err().to_string();
         assert!(
             err.contains("digits.csv") && err.contains("line 2") && err.contains("2 values"),
             "{err}"
         );
-        let err = Digits::read(write("level", &line(17, 1), false)).unwrap_err().to_string();
+        let err = read("level", &line(17, 1), false).unwrap_err().to_string();
         assert!(err.contains("pixel value 17"), "{err}");
-        let err = Digits::read(write("class", &line(1, 12), false)).unwrap_err().to_string();
+        let err = read("class", &line(1, 12), false).unwrap_err().to_string();
         assert!(err.contains("class 12"), "{err}");
     }
 }

@@ -254,6 +254,7 @@ impl Dataset for ImageFolder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ssl_testutil::ScratchDir;
 
     /// A `w` × `h` RGB image whose pixel (x, y) is (x, y, 7) · 10.
     fn write_png(path: &Path, w: usize, h: usize) {
@@ -264,11 +265,8 @@ mod tests {
         kornia_io::png::write_image_png_rgb8(path, &image).unwrap();
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("ssl-data-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    fn temp_dir(name: &str) -> ScratchDir {
+        ScratchDir::new(&format!("image-folder-{name}"))
     }
 
     #[test]
@@ -286,7 +284,6 @@ mod tests {
         assert_eq!((0..3).map(|i| set.label(i).unwrap()).collect::<Vec<_>>(), [0, 1, 1]);
         let flat = ImageFolder::open(dir.join("dog"), cfg).unwrap();
         assert_eq!((flat.len(), flat.label(0)), (2, None));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -305,7 +302,6 @@ mod tests {
         assert_eq!(&out[..20], &red[..]);
         assert_eq!(&out[20..40], &green[..]);
         assert!(out[40..].iter().all(|&b| b == 70));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -337,7 +333,6 @@ mod tests {
         std::fs::write(dir.join("broken.jpg"), b"not a jpeg at all").unwrap();
         let err = ImageFolder::open(&dir, ImageFolderConfig::default()).unwrap_err().to_string();
         assert!(err.contains("broken.jpg") && err.contains("JPEG"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
         let err = ImageFolder::open(temp_dir("empty"), ImageFolderConfig::default()).unwrap_err();
         assert!(err.to_string().contains("no .jpg"), "{err}");
     }

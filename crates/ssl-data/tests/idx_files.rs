@@ -2,14 +2,13 @@
 //! `cargo xtask setup` installs (its directory comes from `SSL_RS_DATA_DIR`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ssl_data::{encode_idx as idx, IdxImages, Split};
+use ssl_testutil::ScratchDir;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ssl-data-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> ScratchDir {
+    ScratchDir::new(&format!("idx-{name}"))
 }
 
 fn write_gz(path: &Path, bytes: &[u8]) {
@@ -36,7 +35,6 @@ fn reads_gzip_images_with_labels_and_raw_images_without() {
     let raw = IdxImages::from_files(&dir.join("raw"), None).unwrap();
     assert_eq!((raw.pixels(), raw.labels()), (&[5u8, 6][..], None));
     assert!(raw.labels_tensor().is_none());
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -64,7 +62,6 @@ fn errors_name_the_file_for_counts_ranks_truncation_and_missing_files() {
 
     let err = IdxImages::fashion_mnist(dir.join("nowhere"), Split::Test).unwrap_err().to_string();
     assert!(err.contains("t10k-images-idx3-ubyte.gz"), "{err}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -10,8 +10,12 @@
 //!   references that tests write from a paper's formula.
 //! - [`seed_global_rng`]: the one lock on libtorch's global generator, taken by every test
 //!   that seeds it.
+//! - [`ScratchDir`]: a temporary directory for tests that write files, removed on drop.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+mod scratch;
+pub use scratch::ScratchDir;
 
 use tch::{Kind, Tensor};
 
