@@ -67,6 +67,11 @@ pub struct ResNetConfig {
     /// fast, see [`Precision::resolve`]) when absent from a config.
     #[cfg_attr(feature = "serde", serde(default))]
     pub precision: Precision,
+    /// Start every residual block's last BatchNorm at γ = 0, so that each block begins as
+    /// the identity of its shortcut (Goyal et al. 2017, "Accurate, Large Minibatch SGD",
+    /// §5.1; torchvision's `zero_init_residual`). Off when absent from a config.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub zero_init_residual: bool,
 }
 
 impl ResNetConfig {
@@ -80,6 +85,7 @@ impl ResNetConfig {
             stem: Stem::ImageNet,
             channels_last: false,
             precision: Precision::F32,
+            zero_init_residual: false,
         }
     }
 
@@ -145,6 +151,17 @@ impl Residual {
         Self { convs, downsample }
     }
 
+    /// γ = 0 in the last BatchNorm: the residual branch then adds β = 0 and the block starts
+    /// as `relu(shortcut(x))`.
+    fn zero_last_gamma(&self) {
+        let (_, bn) = self.convs.last().expect("a block has convolutions");
+        if let Some(ws) = &bn.ws {
+            tch::no_grad(|| {
+                let _ = ws.shallow_clone().zero_();
+            });
+        }
+    }
+
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let last = self.convs.len() - 1;
         let mut y = x.shallow_clone();
@@ -208,6 +225,9 @@ impl ResNet {
                 .map(|b| {
                     let stride = if i > 0 && b == 0 { 2 } else { 1 };
                     let block = Residual::new(&(&sp / b), cfg.block, c_in, planes, stride);
+                    if cfg.zero_init_residual {
+                        block.zero_last_gamma();
+                    }
                     c_in = planes * cfg.block.expansion();
                     block
                 })
