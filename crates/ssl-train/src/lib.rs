@@ -15,6 +15,7 @@ mod byol;
 mod collapse;
 pub mod config;
 mod densecl;
+pub mod embed;
 mod encoder;
 mod error;
 pub mod eval;

@@ -90,6 +90,23 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Write a checkpoint's frozen backbone features (and the labels) of a Fashion-MNIST split
+    /// to a safetensors file (`features` `[N, F]` f32, `labels` `[N]` int64), as evaluation
+    /// sees them.
+    Embed {
+        /// A `checkpoint.safetensors` written by `ssl train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The split of the run's `data.dir`.
+        #[arg(long, value_enum, default_value = "test")]
+        split: SplitArg,
+        /// The safetensors file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Override a key of the saved config.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// Plot linear top-1 against wall time for run directories (their `summary.json`).
     PlotResults {
         /// Run directories, one point each (repeatable).
@@ -125,8 +142,31 @@ fn main() -> Result<()> {
         Command::Transfer { checkpoint, digits, overrides } => {
             transfer_cmd::run(&checkpoint, &overrides, digits)
         }
+        Command::Embed { checkpoint, split, out, overrides } => {
+            embed(&checkpoint, split, &out, &overrides)
+        }
         Command::PlotResults { runs, out } => results_cmd::run(&runs, &out),
     }
+}
+
+/// A split of a dataset on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SplitArg {
+    Train,
+    Test,
+}
+
+fn embed(checkpoint: &Path, split: SplitArg, out: &Path, overrides: &[String]) -> Result<()> {
+    let split = match split {
+        SplitArg::Train => ssl_data::Split::Train,
+        SplitArg::Test => ssl_data::Split::Test,
+    };
+    let device = tch::Device::cuda_if_available();
+    let e = ssl_train::embed::embed_checkpoint(checkpoint, overrides, split, device)
+        .with_context(|| format!("embedding with {}", checkpoint.display()))?;
+    e.write(out)?;
+    println!("features {:?}, labels {}: {}", e.features.size(), e.labels.is_some(), out.display());
+    Ok(())
 }
 
 fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> Result<()> {
