@@ -20,6 +20,7 @@ mod encoder;
 mod error;
 pub mod eval;
 pub mod evaluate;
+pub mod export;
 pub mod finetune;
 pub mod finetune_head;
 pub mod malloc;

@@ -107,6 +107,16 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Write a checkpoint's backbone alone under torchvision's `state_dict` names (timm's
+    /// ResNets share them), `num_batches_tracked` included, for PyTorch users.
+    Export {
+        /// A `checkpoint.safetensors` written by `ssl train`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The safetensors file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Plot linear top-1 against wall time for run directories (their `summary.json`).
     PlotResults {
         /// Run directories, one point each (repeatable).
@@ -144,6 +154,12 @@ fn main() -> Result<()> {
         }
         Command::Embed { checkpoint, split, out, overrides } => {
             embed(&checkpoint, split, &out, &overrides)
+        }
+        Command::Export { checkpoint, out } => {
+            let n = ssl_train::export::export_backbone(&checkpoint, &out)
+                .with_context(|| format!("exporting {}", checkpoint.display()))?;
+            println!("{n} tensors with torchvision's names (no fc): {}", out.display());
+            Ok(())
         }
         Command::PlotResults { runs, out } => results_cmd::run(&runs, &out),
     }
