@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ssl_testutil::seed_global_rng;
+use ssl_testutil::{seed_global_rng, ScratchDir};
 use ssl_train::config::{self, Length};
 use ssl_train::evaluate::EvalData;
 use ssl_train::{held_out, Config};
@@ -80,8 +80,7 @@ fn validation_holds_out_a_tenth_and_never_opens_the_test_files() {
     assert_eq!(held_out(&tiny(&["eval.validation=true"]), 60_000), 6_000);
     assert_eq!(held_out(&tiny(&[]), 60_000), 0);
     // A data directory with the training files only.
-    let dir = std::env::temp_dir().join(format!("ssl-train-only-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = ScratchDir::new("train-only");
     for f in ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"] {
         std::fs::copy(PathBuf::from(data_dir()).join(f), dir.join(f)).unwrap();
     }
@@ -90,5 +89,4 @@ fn validation_holds_out_a_tenth_and_never_opens_the_test_files() {
     assert_eq!(data.sizes(), (54_000, 6_000));
     let err = EvalData::load(&tiny(&[&dir_set])).unwrap_err().to_string();
     assert!(err.contains("t10k-images-idx3-ubyte.gz"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

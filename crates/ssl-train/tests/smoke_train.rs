@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use ssl_testutil::ScratchDir;
 use ssl_train::run_dir::CHECKPOINT;
 use ssl_train::{build_model, config, RunDir};
 use tch::nn::ModuleT;
@@ -26,7 +27,7 @@ fn two_steps_of_a_tiny_model_write_a_run_that_reloads() {
     ]
     .into();
     let cfg = config::load(&config_path, &overrides).unwrap();
-    let run_path = std::env::temp_dir().join(format!("ssl-smoke-{}", std::process::id()));
+    let run_path = ScratchDir::new("smoke");
     let run = RunDir::create(&run_path, &cfg).unwrap();
     let trained = ssl_train::train(&cfg, Some(&run)).unwrap();
 
@@ -57,5 +58,4 @@ fn two_steps_of_a_tiny_model_write_a_run_that_reloads() {
     let loaded = fresh.backbone().forward_t(&x, false);
     assert!(loaded.allclose(&trained_features, 1e-6, 1e-6, false));
     assert!(!before.allclose(&trained_features, 1e-6, 1e-6, false), "two steps moved the weights");
-    std::fs::remove_dir_all(&run_path).unwrap();
 }
