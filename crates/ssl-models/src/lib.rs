@@ -2,6 +2,8 @@
 //!
 //! - [`ResNet`]: ResNet-18/34/50-style backbones with an ImageNet or CIFAR stem, configurable
 //!   width, depth and input channels, returning pooled features (no classifier).
+//! - [`Vit`]: ViT-Tiny / Small / Base with timm's names, any patch and image size, learnt or
+//!   sin-cos positions, class-token or mean pooling.
 //! - [`ProjectionHead`]: the MLP heads of SimCLR, MoCo v2 and BYOL.
 //!
 //! Variable paths copy torchvision's `state_dict` keys (`layer1.0.conv1.weight`), so weights
@@ -24,8 +26,10 @@ mod init;
 mod precision;
 mod projection_head;
 mod resnet;
+mod vit;
 
 pub use error::{ModelError, Result};
 pub use precision::{CpuFeatures, Precision, PrecisionChoice};
 pub use projection_head::{ProjectionHead, ProjectionHeadConfig};
 pub use resnet::{Block, ResNet, ResNetConfig, Stem};
+pub use vit::{sincos_pos_embed, Pool, PosEmbed, Vit, VitConfig};
