@@ -23,7 +23,9 @@ pub enum PosEmbed {
 pub enum Pool {
     /// The class token after the final LayerNorm.
     Cls,
-    /// The mean of the patch tokens after the final LayerNorm.
+    /// The mean of the patch tokens after the final LayerNorm (MAE's and DINO's linear-probe
+    /// form; timm's `global_pool='avg'` instead normalises after the mean, as `fc_norm`, so its
+    /// weights have no `norm.*` and do not load here).
     Mean,
 }
 
