@@ -23,9 +23,9 @@ pub enum PosEmbed {
 pub enum Pool {
     /// The class token after the final LayerNorm.
     Cls,
-    /// The mean of the patch tokens after the final LayerNorm (MAE's and DINO's linear-probe
-    /// form; timm's `global_pool='avg'` instead normalises after the mean, as `fc_norm`, so its
-    /// weights have no `norm.*` and do not load here).
+    /// The mean of the patch tokens after the final LayerNorm (timm's `global_pool='avg'`
+    /// instead normalises after the mean, as `fc_norm`, so its weights have no `norm.*` and do
+    /// not load here: an error naming the missing variable, not a silent mismatch).
     Mean,
 }
 
