@@ -129,19 +129,23 @@ impl VitConfig {
 /// the patch at row h, column w, with ω_k = 1 / 10000^(k / (D/4)), k < D/4,
 /// `[sin(w ω), cos(w ω), sin(h ω), cos(h ω)]`; zeros for the class token.
 pub fn sincos_pos_embed(grid: i64, dim: i64) -> Tensor {
-    let opts = (Kind::Float, tch::Device::Cpu);
+    let f64_cpu = (Kind::Double, tch::Device::Cpu);
     let quarter = dim / 4;
-    let omega = (Tensor::arange(quarter, (Kind::Double, tch::Device::Cpu)) / quarter as f64)
-        .multiply_scalar(-(10000f64.ln()))
-        .exp(); // [D/4]
-    let coords = Tensor::arange(grid, (Kind::Double, tch::Device::Cpu));
-    let w = coords.repeat([grid]); // column of each patch, row-major
-    let h = coords.repeat_interleave_self_int(grid, 0, None); // its row
-    let out_w = w.outer(&omega);
-    let out_h = h.outer(&omega);
+    let omega =
+        (Tensor::arange(quarter, f64_cpu) / quarter as f64).multiply_scalar(-(10000f64.ln())).exp(); // [D/4]
+    let coords = Tensor::arange(grid, f64_cpu);
+    let out_w = coords.repeat([grid]).outer(&omega); // the column of each patch, row-major
+    let out_h = coords.repeat_interleave_self_int(grid, 0, None).outer(&omega); // its row
     let patches = Tensor::cat(&[out_w.sin(), out_w.cos(), out_h.sin(), out_h.cos()], 1);
-    let cls = Tensor::zeros([1, dim], (Kind::Double, tch::Device::Cpu));
-    Tensor::cat(&[cls, patches], 0).to_kind(opts.0).unsqueeze(0)
+    let cls = Tensor::zeros([1, dim], f64_cpu);
+    Tensor::cat(&[cls, patches], 0).to_kind(Kind::Float).unsqueeze(0)
+}
+
+/// A variable of `p` holding `value`, outside the trainable set (tch's `var_copy` is trained).
+fn untrained(p: &nn::Path, name: &str, value: &Tensor) -> Tensor {
+    let var = p.zeros_no_train(name, &value.size());
+    tch::no_grad(|| var.shallow_clone().copy_(value));
+    var
 }
 
 /// The patch embedding E: a `patch_size`-strided convolution, PyTorch's `Conv2d` init
@@ -161,12 +165,11 @@ impl PatchProjection {
         let (w_init, b_init) =
             (nn::init::DEFAULT_KAIMING_UNIFORM, Init::Uniform { lo: -bound, up: bound });
         let (weight, bias) = if cfg.frozen_patch_embed {
-            let (w, b) = (p.zeros_no_train("weight", &dims), p.zeros_no_train("bias", &[d]));
-            tch::no_grad(|| {
-                w.shallow_clone().copy_(&nn::init::init(w_init, &dims, p.device()));
-                b.shallow_clone().copy_(&nn::init::init(b_init, &[d], p.device()));
-            });
-            (w, b)
+            let draw = |init, dims: &[i64]| nn::init::init(init, dims, p.device());
+            (
+                untrained(p, "weight", &draw(w_init, &dims)),
+                untrained(p, "bias", &draw(b_init, &[d])),
+            )
         } else {
             (p.var("weight", &dims, w_init), p.var("bias", &[d], b_init))
         };
@@ -286,12 +289,7 @@ impl Vit {
             PosEmbed::Learned => {
                 p.var("pos_embed", &[1, tokens, d], Init::Randn { mean: 0.0, stdev: 0.02 })
             }
-            PosEmbed::SinCos => {
-                let table = p.zeros_no_train("pos_embed", &[1, tokens, d]);
-                let fixed = sincos_pos_embed(cfg.grid(), d).to_device(p.device());
-                tch::no_grad(|| table.shallow_clone().copy_(&fixed));
-                table
-            }
+            PosEmbed::SinCos => untrained(p, "pos_embed", &sincos_pos_embed(cfg.grid(), d)),
         };
         let blocks = (0..cfg.depth)
             .map(|i| Block::new(&(p / "blocks" / i), d, cfg.num_heads, cfg.mlp_ratio))

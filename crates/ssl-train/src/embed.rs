@@ -7,8 +7,8 @@ use ssl_data::{IdxImages, Split};
 use tch::{Device, Kind, Tensor};
 
 use crate::eval::extract_features;
-use crate::run_dir::CONFIG;
-use crate::{build_model, config, set_eval_precision, Result, TrainError};
+use crate::run_dir::{checkpoint_config, write_safetensors};
+use crate::{load_checkpoint, set_eval_precision, Result};
 
 /// Images per forward pass.
 const CHUNK: i64 = 1024;
@@ -27,16 +27,13 @@ impl Embedding {
     /// `safetensors.torch.load_file`.
     ///
     /// # Errors
-    /// [`TrainError::RunIo`] naming `out`.
+    /// [`crate::TrainError::RunIo`] naming `out`.
     pub fn write(&self, out: &Path) -> Result<()> {
         let mut named = vec![("features", &self.features)];
         if let Some(labels) = &self.labels {
             named.push(("labels", labels));
         }
-        Tensor::write_safetensors(&named, out).map_err(|e| TrainError::RunIo {
-            path: out.into(),
-            source: std::io::Error::other(e.to_string()),
-        })
+        write_safetensors(&named, out)
     }
 }
 
@@ -52,14 +49,8 @@ pub fn embed_checkpoint(
     split: Split,
     device: Device,
 ) -> Result<Embedding> {
-    let dir = checkpoint.parent().unwrap_or(Path::new("."));
-    let cfg = config::load(&dir.join(CONFIG), overrides)?;
-    let (mut vs, mut model) = build_model(&cfg, device)?;
-    vs.load(checkpoint).map_err(|e| TrainError::Invalid {
-        field: "checkpoint".into(),
-        value: checkpoint.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let cfg = checkpoint_config(checkpoint, overrides)?;
+    let (_vs, mut model) = load_checkpoint(checkpoint, &cfg, device)?;
     set_eval_precision(model.as_mut(), &cfg);
     let set = IdxImages::fashion_mnist(&cfg.data.dir, split)?;
     let resize = cfg.eval.resize_op();

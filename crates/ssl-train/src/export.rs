@@ -11,8 +11,8 @@ use ssl_models::ResNet;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use crate::run_dir::CONFIG;
-use crate::{config, Config, Result, TrainError};
+use crate::run_dir::{checkpoint_config, write_safetensors};
+use crate::{Config, Result, TrainError};
 
 /// Where every method keeps its backbone in its `VarStore` (docs/dev/adding-a-method.md).
 pub const BACKBONE_PREFIX: &str = "backbone.";
@@ -28,8 +28,7 @@ pub const BACKBONE_PREFIX: &str = "backbone.";
 /// The config's errors; [`TrainError::Invalid`] naming the checkpoint when it cannot be read
 /// or its backbone's names are not those of a fresh `ResNet` of the run's config.
 pub fn backbone_state_dict(checkpoint: &Path) -> Result<(BTreeMap<String, Tensor>, Config)> {
-    let dir = checkpoint.parent().unwrap_or(Path::new("."));
-    let cfg = config::load(&dir.join(CONFIG), &[])?;
+    let cfg = checkpoint_config(checkpoint, &[])?;
     let bad = |reason: String| TrainError::Invalid {
         field: "checkpoint".into(),
         value: checkpoint.display().to_string(),
@@ -73,9 +72,6 @@ pub fn backbone_state_dict(checkpoint: &Path) -> Result<(BTreeMap<String, Tensor
 pub fn export_backbone(checkpoint: &Path, out: &Path) -> Result<usize> {
     let (state, _) = backbone_state_dict(checkpoint)?;
     let named: Vec<(&str, &Tensor)> = state.iter().map(|(k, t)| (k.as_str(), t)).collect();
-    Tensor::write_safetensors(&named, out).map_err(|e| TrainError::RunIo {
-        path: out.into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    write_safetensors(&named, out)?;
     Ok(named.len())
 }

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use ssl_train::eval::linear_probe;
 use ssl_train::evaluate::EvalData;
 use ssl_train::finetune::{finetune, label_subset, FinetuneSettings};
-use ssl_train::run_dir::CONFIG;
-use ssl_train::{build_model, config, set_eval_precision};
+use ssl_train::run_dir::checkpoint_config;
+use ssl_train::{load_checkpoint, set_eval_precision};
 use tch::Device;
 
 /// Fashion-MNIST's classes.
@@ -25,23 +25,14 @@ pub(crate) fn run(
     settings: &FinetuneSettings,
 ) -> Result<()> {
     let dir = checkpoint.parent().unwrap_or(Path::new("."));
-    let config_path = dir.join(CONFIG);
     let mut overrides = overrides.to_vec();
     if validation {
         overrides.push("eval.validation=true".into());
     }
-    let cfg = config::load(&config_path, &overrides)
-        .with_context(|| format!("loading the run's config {}", config_path.display()))?;
+    let cfg = checkpoint_config(checkpoint, &overrides)
+        .with_context(|| format!("loading the config of {}", checkpoint.display()))?;
     let device = Device::cuda_if_available();
-    let load = || -> ssl_train::Result<_> {
-        let (mut vs, model) = build_model(&cfg, device)?;
-        vs.load(checkpoint).map_err(|e| ssl_train::TrainError::Invalid {
-            field: "checkpoint".into(),
-            value: checkpoint.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        Ok((vs, model))
-    };
+    let load = || load_checkpoint(checkpoint, &cfg, device);
     let data = EvalData::load(&cfg)?;
     let on = if cfg.eval.validation { "held-out training images" } else { "test images" };
 

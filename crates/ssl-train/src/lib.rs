@@ -69,6 +69,6 @@ pub use supcon::{SupConMethod, SupConMethodConfig};
 pub use supervised::{Supervised, SupervisedConfig};
 pub use swav::{Swav, SwavConfig};
 pub use trainer::{
-    build_model, held_out, train, train_with, BudgetReport, BuildMethod, EpochMetrics, StepMetrics,
-    Trained,
+    build_model, held_out, load_checkpoint, train, train_with, BudgetReport, BuildMethod,
+    EpochMetrics, StepMetrics, Trained,
 };

@@ -6,8 +6,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ssl_train::evaluate::EvalData;
-use ssl_train::run_dir::CONFIG;
-use ssl_train::{build_model, config, set_eval_precision, RunDir, Scores, Summary};
+use ssl_train::run_dir::checkpoint_config;
+use ssl_train::{
+    build_model, config, load_checkpoint, set_eval_precision, RunDir, Scores, Summary,
+};
 use tch::Device;
 
 mod finetune_cmd;
@@ -265,13 +267,10 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
 }
 
 fn eval(checkpoint: &Path, overrides: &[String], validation: bool) -> Result<()> {
-    let dir = checkpoint.parent().unwrap_or(Path::new("."));
-    let config_path = dir.join(CONFIG);
-    let cfg = config::load(&config_path, overrides)
-        .with_context(|| format!("loading the run's config {}", config_path.display()))?;
+    let cfg = checkpoint_config(checkpoint, overrides)
+        .with_context(|| format!("loading the config of {}", checkpoint.display()))?;
     let device = Device::cuda_if_available();
-    let (mut vs, mut model) = build_model(&cfg, device)?;
-    vs.load(checkpoint).with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
+    let (_vs, mut model) = load_checkpoint(checkpoint, &cfg, device)?;
     let why = set_eval_precision(model.as_mut(), &cfg);
     println!("evaluation precision: {why}");
     let mut data = EvalData::load(&cfg)?;

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 use tch::nn::VarStore;
+use tch::Tensor;
 
 use crate::{Config, Result, TrainError};
 
@@ -14,6 +15,28 @@ use crate::{Config, Result, TrainError};
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
 /// The resolved config's file name inside a run directory.
 pub const CONFIG: &str = "config.yaml";
+
+/// The resolved config of the run that wrote `checkpoint` (the `config.yaml` beside it), with
+/// `overrides` applied.
+///
+/// # Errors
+/// [`crate::config::load`]'s, naming the file.
+pub fn checkpoint_config(checkpoint: &Path, overrides: &[String]) -> Result<Config> {
+    let dir = checkpoint.parent().unwrap_or(Path::new("."));
+    crate::config::load(&dir.join(CONFIG), overrides)
+}
+
+/// Writes named tensors to the safetensors file `out` (what `ssl embed` and `ssl export` hand
+/// to PyTorch users).
+///
+/// # Errors
+/// [`TrainError::RunIo`] naming `out`.
+pub fn write_safetensors(named: &[(&str, &Tensor)], out: &Path) -> Result<()> {
+    Tensor::write_safetensors(named, out).map_err(|e| TrainError::RunIo {
+        path: out.into(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
 
 /// A run directory: `config.yaml` (resolved, overrides applied), `metrics.jsonl` (one line per
 /// step: step, epoch, loss, lr, images/s), `checkpoint.safetensors` and `summary.json`.

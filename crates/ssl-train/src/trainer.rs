@@ -2,6 +2,7 @@
 //! kNN monitor, and the run's length (epochs, steps, or a wall-clock budget turned into steps).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -128,6 +129,26 @@ pub type BuildMethod<'a> = dyn FnOnce(&VarStore, &Config) -> Result<Box<dyn Meth
 /// The method's config errors.
 pub fn build_model(cfg: &Config, device: Device) -> Result<(VarStore, Box<dyn Method>)> {
     build_seeded(cfg, device, Box::new(default_method))
+}
+
+/// [`build_model`] with the weights of `checkpoint` (a `checkpoint.safetensors` written by
+/// training) loaded into it.
+///
+/// # Errors
+/// The method's config errors; [`TrainError::Invalid`] naming the checkpoint when it cannot
+/// be read or does not hold the method's variables.
+pub fn load_checkpoint(
+    checkpoint: &Path,
+    cfg: &Config,
+    device: Device,
+) -> Result<(VarStore, Box<dyn Method>)> {
+    let (mut vs, model) = build_model(cfg, device)?;
+    vs.load(checkpoint).map_err(|e| TrainError::Invalid {
+        field: "checkpoint".into(),
+        value: checkpoint.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok((vs, model))
 }
 
 /// The method `cfg` names.

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use ssl_data::Digits;
-use ssl_train::run_dir::CONFIG;
+use ssl_train::run_dir::checkpoint_config;
 use ssl_train::transfer::{TransferData, TRANSFER_KNN_K};
-use ssl_train::{build_model, config, set_eval_precision, Scores};
+use ssl_train::{build_model, load_checkpoint, set_eval_precision, Scores};
 use tch::Device;
 
 /// `--digits`, else `$SSL_RS_DIGITS`, else where `cargo xtask setup` puts the file.
@@ -22,17 +22,15 @@ fn digits_path(given: Option<PathBuf>) -> PathBuf {
 /// into the run directory.
 pub(crate) fn run(checkpoint: &Path, overrides: &[String], digits: Option<PathBuf>) -> Result<()> {
     let dir = checkpoint.parent().unwrap_or(Path::new("."));
-    let config_path = dir.join(CONFIG);
-    let cfg = config::load(&config_path, overrides)
-        .with_context(|| format!("loading the run's config {}", config_path.display()))?;
+    let cfg = checkpoint_config(checkpoint, overrides)
+        .with_context(|| format!("loading the config of {}", checkpoint.display()))?;
     let path = digits_path(digits);
     let digits = Digits::read(&path).with_context(|| {
         "the digits come from `cargo xtask setup` (scikit-learn's digits.csv.gz); or pass --digits"
     })?;
     let data = TransferData::new(&digits);
     let device = Device::cuda_if_available();
-    let (mut vs, mut model) = build_model(&cfg, device)?;
-    vs.load(checkpoint).with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
+    let (_vs, mut model) = load_checkpoint(checkpoint, &cfg, device)?;
     println!("evaluation precision: {}", set_eval_precision(model.as_mut(), &cfg));
     let ours = data.score_network(model.backbone(), &cfg, device)?;
     let (_vs, mut random) = build_model(&cfg, device)?; // the same seed: the untrained network
