@@ -23,10 +23,9 @@ use serde_json::{json, Value};
 
 use crate::bench_report::{cell, criterion_ms, publish, ratio, reference_rows, HEAP_KEPT};
 use crate::setup::Env;
+use crate::setup::TORCHVISION;
 use crate::shell::{self, cargo, workspace_root};
 
-/// torchvision's release for PyTorch 2.11.0.
-const TORCHVISION: &str = "torchvision==0.26.0";
 /// kornia's release the reference is written against.
 const KORNIA: &str = "kornia==0.9.0";
 /// Rounds of both sides, alternating.

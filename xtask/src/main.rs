@@ -7,6 +7,7 @@
 mod bench_aug;
 mod bench_loss;
 mod bench_methods;
+mod bench_models;
 mod bench_report;
 mod ci;
 mod dataset;
@@ -66,6 +67,10 @@ enum Command {
     /// Set up, then time one training step of SimCLR, MoCo v2, BYOL and SimSiam next to
     /// PyTorch eager; writes target/bench/methods.json and the table in docs/benchmarks.md.
     BenchMethods(SetupArgs),
+    /// Set up, then time a training step of ResNet-18 (CIFAR stem, 32 px) and ViT-Tiny/4 at
+    /// batch 256 next to PyTorch eager (torchvision's resnet18); writes
+    /// target/bench/models.json and the table in docs/benchmarks.md (~10 min on 2 cores)
+    BenchModels(SetupArgs),
     /// Check the crate dependency direction, that every .rs file opens with `//!`, and that
     /// ARCHITECTURE.md's codemap names only files that exist.
     Tidy,
@@ -110,6 +115,10 @@ fn main() -> Result<()> {
         Command::BenchAug(args) => {
             let env = setup::run(&args)?;
             bench_aug::run(&env)
+        }
+        Command::BenchModels(args) => {
+            let env = setup::run(&args)?;
+            bench_models::run(&env)
         }
         Command::BenchMethods(args) => {
             let env = setup::run(&args)?;

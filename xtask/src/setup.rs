@@ -69,9 +69,27 @@ pub(crate) fn run(args: &SetupArgs) -> Result<Env> {
     let digits =
         shell::step("setup: digits", || digits::ensure(&cache_dir()?, libtorch.python.as_deref()))?;
 
+    if let Some(python) = libtorch.python.as_deref() {
+        shell::step("setup: torchvision and safetensors", || ensure_interop(python))?;
+    }
     let env = Env { libtorch, data_dir, digits };
     shell::step("setup: cargo config", || write_config(&path, &env))?;
     Ok(env)
+}
+
+/// torchvision's release for PyTorch 2.11.0.
+pub(crate) const TORCHVISION: &str = "torchvision==0.26.0";
+/// safetensors, for PyTorch to read the files `ssl export` writes.
+const SAFETENSORS: &str = "safetensors==0.8.0";
+
+/// Installs torchvision and safetensors into the venv of `python` unless both import already:
+/// the export test loads `ssl export`'s file into `torchvision.models.resnet18` with them.
+fn ensure_interop(python: &Path) -> Result<()> {
+    let probe = Command::new(python).args(["-c", "import torchvision, safetensors"]).output();
+    if probe.is_ok_and(|o| o.status.success()) {
+        return Ok(());
+    }
+    shell::run(Command::new(python).args(["-m", "pip", "install", TORCHVISION, SAFETENSORS]))
 }
 
 /// `$SSL_RS_CACHE_DIR`, else `$XDG_CACHE_HOME/ssl-rs`, else `~/.cache/ssl-rs`.

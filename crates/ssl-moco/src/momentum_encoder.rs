@@ -179,6 +179,22 @@ impl<M> MomentumEncoder<M> {
         &self.module
     }
 
+    /// Copies every paired parameter and non-trainable variable from the online network
+    /// exactly, as at construction: for weights loaded into the online network after the target
+    /// was built (a run that starts from pretrained weights).
+    ///
+    /// # Errors
+    /// libtorch errors.
+    pub fn reset_to_online(&self) -> Result<()> {
+        self.update(0.0)?;
+        tch::no_grad(|| -> Result<()> {
+            for (t, o) in &self.buffers {
+                t.shallow_clone().f_copy_(o)?;
+            }
+            Ok(())
+        })
+    }
+
     /// The target's own variables (frozen).
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
@@ -238,6 +254,31 @@ mod tests {
         assert_eq!(values(&target.module().ws), theta, "m = 0 copies");
         assert_eq!(values(target.module().bs.as_ref().unwrap()), values(net.bs.as_ref().unwrap()));
         assert!(target.update(1.5).is_err());
+    }
+
+    #[test]
+    fn reset_to_online_copies_weights_and_own_statistics_exactly() {
+        let _rng = ssl_testutil::seed_global_rng(2);
+        let build = |p: &nn::Path| {
+            Ok::<_, tch::TchError>(nn::batch_norm1d(p / "bn", 3, Default::default()))
+        };
+        let online = nn::VarStore::new(Device::Cpu);
+        let bn = build(&online.root()).unwrap();
+        let target = MomentumEncoder::new(&online, BufferRule::Own, build).unwrap();
+        // Weights "loaded" into the online network after the target was built.
+        tch::no_grad(|| {
+            let (mut w, mut mean) =
+                (bn.ws.as_ref().unwrap().shallow_clone(), bn.running_mean.shallow_clone());
+            w += 0.25;
+            mean += 3.0;
+        });
+        target.update(0.9).unwrap();
+        let t = target.module();
+        assert_eq!(values(&t.running_mean), [0.0; 3], "Own: statistics are not averaged");
+        target.reset_to_online().unwrap();
+        assert_eq!(values(t.ws.as_ref().unwrap()), values(bn.ws.as_ref().unwrap()));
+        assert_eq!(values(&t.running_mean), [3.0; 3]);
+        assert_eq!(values(&t.running_var), values(&bn.running_var));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //!   width, depth and input channels, returning pooled features (no classifier).
 //! - [`Vit`]: ViT-Tiny / Small / Base with timm's names, any patch and image size, learnt or
 //!   sin-cos positions, class-token or mean pooling.
+//! - [`Backbone`]: the interface both implement and every method trains through;
+//!   [`BackboneConfig`] picks the family and builds it.
 //! - [`ProjectionHead`]: the MLP heads of SimCLR, MoCo v2 and BYOL.
 //!
 //! Variable paths copy torchvision's `state_dict` keys (`layer1.0.conv1.weight`), so weights
@@ -21,6 +23,7 @@
 //! # Ok::<(), ssl_models::ModelError>(())
 //! ```
 
+mod backbone;
 mod error;
 mod init;
 mod precision;
@@ -28,6 +31,7 @@ mod projection_head;
 mod resnet;
 mod vit;
 
+pub use backbone::{Backbone, BackboneConfig};
 pub use error::{ModelError, Result};
 pub use precision::{CpuFeatures, Precision, PrecisionChoice};
 pub use projection_head::{ProjectionHead, ProjectionHeadConfig};

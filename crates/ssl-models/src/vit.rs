@@ -3,7 +3,7 @@
 use tch::nn::{self, Init, Module, ModuleT};
 use tch::{Kind, Tensor};
 
-use crate::{ModelError, Result};
+use crate::{CpuFeatures, ModelError, Precision, PrecisionChoice, Result};
 
 /// How the patch tokens learn where they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,11 @@ pub struct VitConfig {
     /// Keep the patch projection at its random initialisation (MoCo v3's stability trick).
     #[cfg_attr(feature = "serde", serde(default))]
     pub frozen_patch_embed: bool,
+    /// The number format of the matrix products (as `torch.autocast` runs a ViT: linear
+    /// layers, the patch projection and attention in bf16, LayerNorm and the residual stream
+    /// in f32); `auto` when absent from a config (see [`Precision::resolve`]).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub precision: Precision,
 }
 
 impl VitConfig {
@@ -85,6 +90,7 @@ impl VitConfig {
             pos_embed: PosEmbed::Learned,
             pool: Pool::Cls,
             frozen_patch_embed: false,
+            precision: Precision::F32,
         }
     }
 
@@ -176,10 +182,26 @@ impl PatchProjection {
         Self { weight, bias, stride: k }
     }
 
-    /// `[N, C, H, W]` → `[N, D, H / p, W / p]`.
-    fn forward(&self, x: &Tensor) -> Tensor {
-        x.conv2d(&self.weight, Some(&self.bias), [self.stride], [0], [1], 1)
+    /// `[N, C, H, W]` → `[N, D, H / p, W / p]`, computed in `kind` and returned in f32.
+    fn forward(&self, x: &Tensor, kind: Kind) -> Tensor {
+        let (w, b) = (cast(&self.weight, kind), cast(&self.bias, kind));
+        cast(x, kind).conv2d(&w, Some(&b), [self.stride], [0], [1], 1).to_kind(Kind::Float)
     }
+}
+
+/// `t` in `kind`, without a copy when it already is.
+fn cast(t: &Tensor, kind: Kind) -> Tensor {
+    if t.kind() == kind {
+        t.shallow_clone()
+    } else {
+        t.to_kind(kind)
+    }
+}
+
+/// `x W^T + b` computed in `kind` (the weights stay f32, as `torch.autocast` casts them).
+fn linear_in(l: &nn::Linear, x: &Tensor, kind: Kind) -> Tensor {
+    let b = l.bs.as_ref().map(|b| cast(b, kind));
+    cast(x, kind).linear(&cast(&l.ws, kind), b.as_ref())
 }
 
 /// One pre-norm block: `x + attn(norm1(x))`, then `x + mlp(norm2(x))`; timm's names.
@@ -219,10 +241,10 @@ impl Block {
         }
     }
 
-    /// `x`: `[N, T, D]` → `[N, T, D]`.
-    fn forward(&self, x: &Tensor) -> Tensor {
+    /// `x`: `[N, T, D]` f32 → `[N, T, D]` f32; the products in `kind`.
+    fn forward(&self, x: &Tensor, kind: Kind) -> Tensor {
         let (n, t, d) = x.size3().expect("[N, T, D] tokens");
-        let qkv = self.norm1.forward(x).apply(&self.qkv); // [N, T, 3D]
+        let qkv = linear_in(&self.qkv, &self.norm1.forward(x), kind); // [N, T, 3D]
         let qkv = qkv.view([n, t, 3, self.heads, d / self.heads]).permute([2, 0, 3, 1, 4]);
         let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2)); // [N, H, T, D/H]
         let a = Tensor::scaled_dot_product_attention(
@@ -235,9 +257,9 @@ impl Block {
             None,
             false,
         );
-        let x = x + a.transpose(1, 2).reshape([n, t, d]).apply(&self.proj);
-        let h = self.norm2.forward(&x).apply(&self.fc1).gelu("none").apply(&self.fc2);
-        x + h
+        let x = x + linear_in(&self.proj, &a.transpose(1, 2).reshape([n, t, d]), kind);
+        let h = linear_in(&self.fc1, &self.norm2.forward(&x), kind).gelu("none");
+        x + linear_in(&self.fc2, &h, kind)
     }
 }
 
@@ -272,6 +294,8 @@ pub struct Vit {
     blocks: Vec<Block>,
     norm: nn::LayerNorm,
     cfg: VitConfig,
+    /// [`Precision::F32`] or [`Precision::Bf16`]: `Auto` is resolved when it is set.
+    precision: Precision,
 }
 
 impl Vit {
@@ -295,7 +319,25 @@ impl Vit {
             .map(|i| Block::new(&(p / "blocks" / i), d, cfg.num_heads, cfg.mlp_ratio))
             .collect();
         let norm = layer_norm(p / "norm", d);
-        Ok(Self { patch, cls_token, pos_embed, blocks, norm, cfg: cfg.clone() })
+        let mut vit = Self {
+            patch,
+            cls_token,
+            pos_embed,
+            blocks,
+            norm,
+            cfg: cfg.clone(),
+            precision: Precision::F32,
+        };
+        vit.set_precision(cfg.precision);
+        Ok(vit)
+    }
+
+    /// Switches the number format of the matrix products (the weights stay f32), resolving
+    /// [`Precision::Auto`] for this machine and the variables' device; returns the choice.
+    pub fn set_precision(&mut self, precision: Precision) -> PrecisionChoice {
+        let choice = precision.resolve(self.cls_token.device(), &CpuFeatures::detect());
+        self.precision = choice.precision;
+        choice
     }
 
     /// D, the width of the pooled features.
@@ -305,13 +347,26 @@ impl Vit {
 
     /// All tokens after the final LayerNorm: `[N, 1 + L, D]`, the class token first, the
     /// patches row by row.
+    ///
+    /// # Panics
+    /// When `x` is not `[N, in_channels, image_size, image_size]`, naming both shapes.
     pub fn tokens(&self, x: &Tensor) -> Tensor {
-        let n = x.size()[0];
-        let patches = self.patch.forward(x).flatten(2, 3).transpose(1, 2); // [N, L, D]
+        let (c, s) = (self.cfg.in_channels, self.cfg.image_size);
+        let size = x.size();
+        assert!(
+            size.len() == 4 && size[1..] == [c, s, s],
+            "Vit: input {size:?}, expected [N, {c}, {s}, {s}] (a ViT sees one image size)"
+        );
+        let n = size[0];
+        let kind = match self.precision {
+            Precision::Bf16 => Kind::BFloat16,
+            _ => Kind::Float,
+        };
+        let patches = self.patch.forward(x, kind).flatten(2, 3).transpose(1, 2); // [N, L, D]
         let cls = self.cls_token.expand([n, 1, self.cfg.embed_dim], false);
-        let mut z = Tensor::cat(&[cls, patches], 1) + &self.pos_embed;
+        let mut z = Tensor::cat(&[cls, patches], 1) + &self.pos_embed; // [N, 1 + L, D] f32
         for block in &self.blocks {
-            z = block.forward(&z);
+            z = block.forward(&z, kind);
         }
         self.norm.forward(&z)
     }

@@ -184,3 +184,31 @@ fn bad_configs_name_the_field() {
     let err = Vit::new(&VarStore::new(Device::Cpu).root(), &heads).unwrap_err();
     assert!(err.to_string().contains("num_heads"), "{err}");
 }
+
+#[test]
+fn bf16_products_stay_within_bf16_rounding_of_f32_and_train_f32_weights() {
+    let _rng = seed_global_rng(0);
+    let cfg = VitConfig { depth: 2, in_channels: 1, ..VitConfig::tiny(8, 4) };
+    let (vs, mut vit) = build(&cfg);
+    let x = Tensor::randn([3, 1, 8, 8], (Kind::Float, Device::Cpu));
+    let f32_out = vit.forward_t(&x, true);
+    vit.set_precision(ssl_models::Precision::Bf16);
+    let bf16_out = vit.forward_t(&x, true);
+    assert_eq!(bf16_out.kind(), Kind::Float, "pooled features come back f32");
+    // bf16 keeps 8 bits of mantissa (relative step 2⁻⁸ ≈ 0.4 %): two blocks of products stay
+    // within a few steps of f32 on LayerNorm-scaled (unit) features, and are not equal to it.
+    let diff = (&bf16_out - &f32_out).abs().max().double_value(&[]);
+    assert!(diff < 0.05 && diff > 0.0, "bf16 vs f32: {diff}");
+    bf16_out.sum(Kind::Float).backward();
+    for (name, var) in vs.trainable_variables().iter().enumerate() {
+        let g = var.grad();
+        assert!(g.defined() && g.kind() == Kind::Float, "variable {name}: f32 gradient");
+    }
+}
+
+#[test]
+#[should_panic(expected = "expected [N, 1, 8, 8] (a ViT sees one image size)")]
+fn an_input_of_another_size_panics_naming_both_shapes() {
+    let (_vs, vit) = build(&VitConfig { depth: 1, in_channels: 1, ..VitConfig::tiny(8, 4) });
+    let _ = vit.forward_t(&Tensor::zeros([2, 1, 12, 12], (Kind::Float, Device::Cpu)), false);
+}

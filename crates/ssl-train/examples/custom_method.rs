@@ -5,7 +5,7 @@
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, InfoNce, InfoNceConfig, NtXent, NtXentConfig, PairLoss};
 use ssl_moco::{BufferRule, FeatureQueue, MomentumEncoder};
-use ssl_models::{ProjectionHeadConfig, ResNet};
+use ssl_models::{Backbone, ProjectionHeadConfig};
 use ssl_train::evaluate::{EvalData, Scores};
 use ssl_train::{Batch, Config, Encoder, Method, Result, StepContext, StepOutput};
 use tch::nn::{ModuleT, VarStore};
@@ -63,11 +63,11 @@ impl Method for ClrWithQueue {
         Ok(())
     }
 
-    fn backbone(&self) -> &ResNet {
+    fn backbone(&self) -> &dyn Backbone {
         self.encoder.backbone()
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
         self.encoder.backbone_mut()
     }
 }

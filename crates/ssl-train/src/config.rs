@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use ssl_aug::{Compose, Resize, ResizeConfig, ViewConfig};
-use ssl_models::{Precision, ProjectionHead, ProjectionHeadConfig, ResNetConfig};
+use ssl_models::{BackboneConfig, Precision, ProjectionHead, ProjectionHeadConfig};
 use tch::nn;
 
 use crate::error::invalid;
@@ -66,8 +66,15 @@ pub struct DataConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
-    /// The ResNet backbone.
-    pub backbone: ResNetConfig,
+    /// The backbone: a ResNet's keys, or `name: vit_tiny` (…) and a ViT's (see
+    /// `backbone_yaml.rs` for the form).
+    #[serde(with = "crate::backbone_yaml")]
+    pub backbone: BackboneConfig,
+    /// Optional: a torchvision / timm backbone `state_dict` (safetensors) every backbone of the
+    /// method starts from, momentum copies included (`ssl train --init-from`); null or absent:
+    /// the seeded initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 /// An MLP head of a method (its input width is what feeds it: the backbone's features for a
@@ -167,15 +174,15 @@ pub struct ProjectionConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimConfig {
-    /// `lars` or `sgd`.
+    /// `lars`, `sgd` or `adamw`.
     pub kind: OptimKind,
     /// Peak learning rate, reached after the warm-up and decayed to 0 by a cosine.
     pub lr: f64,
     /// Epochs of linear warm-up.
     pub warmup_epochs: f64,
-    /// LARS trust coefficient η (SimCLR: 0.001); unused by SGD.
+    /// LARS trust coefficient η (SimCLR: 0.001); unused by SGD and AdamW.
     pub trust_coefficient: f64,
-    /// Momentum coefficient, in [0, 1).
+    /// Momentum coefficient (AdamW's β₁), in [0, 1).
     pub momentum: f64,
     /// L2 weight decay, ≥ 0.
     pub weight_decay: f64,
@@ -410,10 +417,36 @@ impl Config {
             v.build()?;
         }
         self.model.backbone.validate()?;
+        self.check_vit_sizes()?;
         self.method.validate()?;
         Ok(())
     }
+
+    /// A ViT sees one image size: the views' crops and evaluation's images (resized, or the
+    /// dataset's native 28 px) must be `model.backbone.image_size`.
+    fn check_vit_sizes(&self) -> Result<()> {
+        let BackboneConfig::Vit(v) = &self.model.backbone else { return Ok(()) };
+        let want = [v.image_size, v.image_size];
+        let reason = format!("must be model.backbone.image_size, {want:?}, for a ViT");
+        let views = [
+            Some(("augment.crop.size", &self.augment)),
+            self.augment_view2.as_ref().map(|a| ("augment_view2.crop.size", a)),
+        ];
+        for (key, view) in views.into_iter().flatten() {
+            if view.crop.size != want {
+                return invalid(key, format!("{:?}", view.crop.size), &reason);
+            }
+        }
+        let eval = self.eval.resize.map_or(NATIVE_SIZE, |r| r.size);
+        if eval != want {
+            return invalid("eval.resize", format!("{eval:?} (28 px when null)"), &reason);
+        }
+        Ok(())
+    }
 }
+
+/// Fashion-MNIST's image size, what evaluation sees without `eval.resize`.
+const NATIVE_SIZE: [i64; 2] = [28, 28];
 
 /// Reads the YAML at `path`, applies `overrides` (`dotted.key=value`), deserialises and
 /// validates it.

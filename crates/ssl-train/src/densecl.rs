@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, DenseClLoss, DenseClLossConfig, InfoNce, InfoNceConfig};
 use ssl_moco::{BufferRule, FeatureQueue, MomentumEncoder};
-use ssl_models::{ProjectionHead, ResNet, ResNetConfig};
+use ssl_models::{Backbone, BackboneConfig, ProjectionHead};
 use tch::nn::{self, ModuleT, VarStore};
 use tch::{Kind, Tensor};
 
@@ -82,7 +82,7 @@ impl DenseClConfig {
 /// so the momentum copy pairs with it by name.
 #[derive(Debug)]
 pub struct DenseEncoder {
-    backbone: ResNet,
+    backbone: Box<dyn Backbone>,
     head: ProjectionHead,
     dense: ProjectionHead,
 }
@@ -105,8 +105,8 @@ impl DenseEncoder {
     ///
     /// # Errors
     /// The parts' config errors.
-    pub fn new(p: &nn::Path, backbone: &ResNetConfig, c: &DenseClConfig) -> Result<Self> {
-        let backbone = ResNet::new(&(p / "backbone"), backbone)?;
+    pub fn new(p: &nn::Path, backbone: &BackboneConfig, c: &DenseClConfig) -> Result<Self> {
+        let backbone = backbone.build(&(p / "backbone"))?;
         let head = c.head.build(&(p / "head"), backbone.feature_dim())?;
         let dense = c.dense_head.build(&(p / "dense"), backbone.feature_dim())?;
         Ok(Self { backbone, head, dense })
@@ -260,11 +260,15 @@ impl Method for DenseCl {
         Ok(())
     }
 
-    fn backbone(&self) -> &ResNet {
-        &self.encoder.backbone
+    fn reset_targets(&mut self) -> Result<()> {
+        Ok(self.target.reset_to_online()?)
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
-        &mut self.encoder.backbone
+    fn backbone(&self) -> &dyn Backbone {
+        &*self.encoder.backbone
+    }
+
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
+        &mut *self.encoder.backbone
     }
 }

@@ -1,6 +1,6 @@
 //! The encoder every method shares: a ResNet backbone f and a projection head g, z = g(f(x)).
 
-use ssl_models::{ProjectionHead, ProjectionHeadConfig, ResNet, ResNetConfig};
+use ssl_models::{Backbone, BackboneConfig, ProjectionHead, ProjectionHeadConfig};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -10,7 +10,7 @@ use crate::Result;
 /// by the same closure pairs with it by name.
 #[derive(Debug)]
 pub struct Encoder {
-    backbone: ResNet,
+    backbone: Box<dyn Backbone>,
     head: ProjectionHead,
 }
 
@@ -20,21 +20,25 @@ impl Encoder {
     ///
     /// # Errors
     /// The backbone's or the head's config errors.
-    pub fn new(p: &nn::Path, backbone: &ResNetConfig, head: &ProjectionHeadConfig) -> Result<Self> {
-        let backbone = ResNet::new(&(p / "backbone"), backbone)?;
+    pub fn new(
+        p: &nn::Path,
+        backbone: &BackboneConfig,
+        head: &ProjectionHeadConfig,
+    ) -> Result<Self> {
+        let backbone = backbone.build(&(p / "backbone"))?;
         let head_cfg = ProjectionHeadConfig { input_dim: backbone.feature_dim(), ..*head };
         let head = ProjectionHead::new(&(p / "head"), &head_cfg)?;
         Ok(Self { backbone, head })
     }
 
     /// The backbone f.
-    pub fn backbone(&self) -> &ResNet {
-        &self.backbone
+    pub fn backbone(&self) -> &dyn Backbone {
+        &*self.backbone
     }
 
     /// The backbone, to switch its precision.
-    pub fn backbone_mut(&mut self) -> &mut ResNet {
-        &mut self.backbone
+    pub fn backbone_mut(&mut self) -> &mut dyn Backbone {
+        &mut *self.backbone
     }
 
     /// The pooled features h = f(x) and the projection z = g(h).

@@ -184,7 +184,12 @@ impl EvalData {
     }
 
     /// Scores the features `f(x)` of a frozen network.
-    pub fn score_network(&self, net: &impl ModuleT, cfg: &Config, device: Device) -> Scores {
+    pub fn score_network(
+        &self,
+        net: &(impl ModuleT + ?Sized),
+        cfg: &Config,
+        device: Device,
+    ) -> Scores {
         let start = Instant::now();
         let (train, test) = self.features(net, cfg, device);
         self.score_features(&train, &test, cfg, start)
@@ -192,7 +197,12 @@ impl EvalData {
 
     /// The frozen network's features `[M, F]` and `[Q, F]` of the training and test images,
     /// resized as `eval.resize` says.
-    pub fn features(&self, net: &impl ModuleT, cfg: &Config, device: Device) -> (Tensor, Tensor) {
+    pub fn features(
+        &self,
+        net: &(impl ModuleT + ?Sized),
+        cfg: &Config,
+        device: Device,
+    ) -> (Tensor, Tensor) {
         let resize = cfg.eval.resize_op();
         let train = extract_features(net, &self.train_images, 1024, resize.as_ref(), device);
         let test = extract_features(net, &self.test_images, 1024, resize.as_ref(), device);

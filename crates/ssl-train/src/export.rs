@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ssl_models::ResNet;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -40,7 +39,7 @@ pub fn backbone_state_dict(checkpoint: &Path) -> Result<(BTreeMap<String, Tensor
         .filter_map(|(k, t)| k.strip_prefix(BACKBONE_PREFIX).map(|name| (name.to_string(), t)))
         .collect();
     let fresh = VarStore::new(Device::Cpu);
-    ResNet::new(&fresh.root(), &cfg.model.backbone)?;
+    cfg.model.backbone.build(&fresh.root())?;
     let want: BTreeMap<String, Vec<i64>> =
         fresh.variables().into_iter().map(|(k, t)| (k, t.size())).collect();
     let got: BTreeMap<String, Vec<i64>> =
@@ -64,13 +63,37 @@ pub fn backbone_state_dict(checkpoint: &Path) -> Result<(BTreeMap<String, Tensor
     Ok((state, cfg))
 }
 
-/// Writes [`backbone_state_dict`] of `checkpoint` to the safetensors file `out`; returns how
-/// many tensors it wrote.
+/// Whose names the exported file follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// torchvision's `resnet*` `state_dict` (ResNets only).
+    Torchvision,
+    /// timm's: its ResNets use torchvision's names, its `VisionTransformer` ours.
+    Timm,
+}
+
+/// Writes [`backbone_state_dict`] of `checkpoint` to the safetensors file `out` with the names
+/// of `format` (`None`: torchvision for a ResNet, timm for a ViT); returns how many tensors it
+/// wrote.
 ///
 /// # Errors
-/// [`backbone_state_dict`]'s; [`TrainError::RunIo`] naming `out`.
-pub fn export_backbone(checkpoint: &Path, out: &Path) -> Result<usize> {
-    let (state, _) = backbone_state_dict(checkpoint)?;
+/// [`backbone_state_dict`]'s; [`TrainError::Invalid`] for a ViT in torchvision's format;
+/// [`TrainError::RunIo`] naming `out`.
+pub fn export_backbone(
+    checkpoint: &Path,
+    out: &Path,
+    format: Option<ExportFormat>,
+) -> Result<usize> {
+    let (state, cfg) = backbone_state_dict(checkpoint)?;
+    if format == Some(ExportFormat::Torchvision) && cfg.model.backbone.family() == "vit" {
+        return Err(TrainError::Invalid {
+            field: "--format".into(),
+            value: "torchvision".into(),
+            reason: "the run's backbone is a ViT, which torchvision names differently; \
+                     use --format timm"
+                .into(),
+        });
+    }
     let named: Vec<(&str, &Tensor)> = state.iter().map(|(k, t)| (k.as_str(), t)).collect();
     write_safetensors(&named, out)?;
     Ok(named.len())

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use ssl_aug::{splitmix64, SPLITMIX64_GAMMA};
 
-use tch::nn::{ModuleT, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Reduction, Tensor};
 
 use crate::eval::{extract_features, fit_linear_classifier};

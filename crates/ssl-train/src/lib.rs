@@ -10,6 +10,7 @@
 //!
 //! Nothing depends on this crate; it is where the leaf crates meet. See ARCHITECTURE.md.
 
+mod backbone_yaml;
 mod budget;
 mod byol;
 mod collapse;
@@ -23,6 +24,7 @@ pub mod evaluate;
 pub mod export;
 pub mod finetune;
 pub mod finetune_head;
+pub mod init_from;
 pub mod malloc;
 mod method;
 mod methods;

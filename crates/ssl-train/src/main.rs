@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ssl_train::evaluate::EvalData;
+use ssl_train::export::ExportFormat;
 use ssl_train::run_dir::checkpoint_config;
 use ssl_train::{
     build_model, config, load_checkpoint, set_eval_precision, RunDir, Scores, Summary,
@@ -41,6 +42,10 @@ enum Command {
         /// pre-training and score on them; the test set is not read (`eval.validation=true`).
         #[arg(long)]
         validation: bool,
+        /// Start every backbone (momentum copies included) from a torchvision / timm
+        /// `state_dict` in safetensors, e.g. one `ssl export` wrote (`model.init_from`).
+        #[arg(long, value_name = "PATH")]
+        init_from: Option<PathBuf>,
     },
     /// Evaluate a checkpoint (kNN-200 and linear probe) with the config saved beside it.
     Eval {
@@ -118,6 +123,10 @@ enum Command {
         /// The safetensors file to write.
         #[arg(long)]
         out: PathBuf,
+        /// Whose names: torchvision (ResNets) or timm (ResNets and ViTs); default torchvision
+        /// for a ResNet, timm for a ViT.
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
     },
     /// Plot linear top-1 against wall time for run directories (their `summary.json`).
     PlotResults {
@@ -133,9 +142,14 @@ enum Command {
 fn main() -> Result<()> {
     ssl_train::malloc::keep_freed_memory();
     match Cli::parse().command {
-        Command::Train { config, mut overrides, run_dir, validation } => {
+        Command::Train { config, mut overrides, run_dir, validation, init_from } => {
             if validation {
                 overrides.push("eval.validation=true".into());
+            }
+            if let Some(path) = init_from {
+                let path = std::fs::canonicalize(&path)
+                    .with_context(|| format!("--init-from {}", path.display()))?;
+                overrides.push(format!("model.init_from={}", path.display()));
             }
             train(&config, &overrides, run_dir)
         }
@@ -157,14 +171,25 @@ fn main() -> Result<()> {
         Command::Embed { checkpoint, split, out, overrides } => {
             embed(&checkpoint, split, &out, &overrides)
         }
-        Command::Export { checkpoint, out } => {
-            let n = ssl_train::export::export_backbone(&checkpoint, &out)
+        Command::Export { checkpoint, out, format } => {
+            let format = format.map(|f| match f {
+                FormatArg::Torchvision => ExportFormat::Torchvision,
+                FormatArg::Timm => ExportFormat::Timm,
+            });
+            let n = ssl_train::export::export_backbone(&checkpoint, &out, format)
                 .with_context(|| format!("exporting {}", checkpoint.display()))?;
-            println!("{n} tensors with torchvision's names (no fc): {}", out.display());
+            println!("{n} backbone tensors (no classifier): {}", out.display());
             Ok(())
         }
         Command::PlotResults { runs, out } => results_cmd::run(&runs, &out),
     }
+}
+
+/// `ssl export --format`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Torchvision,
+    Timm,
 }
 
 /// A split of a dataset on the command line.

@@ -3,7 +3,7 @@
 use std::fmt::Debug;
 
 use ssl_aug::Compose;
-use ssl_models::ResNet;
+use ssl_models::Backbone;
 use tch::Tensor;
 
 use crate::Result;
@@ -111,11 +111,21 @@ pub trait Method: Debug {
         Ok(())
     }
 
+    /// Makes every momentum copy (key encoder, EMA target) equal to the online network again,
+    /// after weights were loaded into it (`ssl train --init-from`). Methods without one have
+    /// nothing to do.
+    ///
+    /// # Errors
+    /// The momentum encoder's errors.
+    fn reset_targets(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// The backbone f whose pooled features the monitors and evaluation use.
-    fn backbone(&self) -> &ResNet;
+    fn backbone(&self) -> &dyn Backbone;
 
     /// The backbone, to switch its precision for evaluation.
-    fn backbone_mut(&mut self) -> &mut ResNet;
+    fn backbone_mut(&mut self) -> &mut dyn Backbone;
 
     /// The learning-rate treatment of the trainable variable `name` (its `VarStore` path).
     fn lr_group(&self, _name: &str) -> LrGroup {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, mi_lower_bound, InfoNce, InfoNceConfig};
 use ssl_moco::{BufferRule, FeatureQueue, MomentumEncoder};
-use ssl_models::ResNet;
+use ssl_models::Backbone;
 use tch::nn::{ModuleT, VarStore};
 use tch::{Kind, Tensor};
 
@@ -184,11 +184,15 @@ impl Method for Moco {
         Ok(())
     }
 
-    fn backbone(&self) -> &ResNet {
+    fn reset_targets(&mut self) -> Result<()> {
+        Ok(self.target.reset_to_online()?)
+    }
+
+    fn backbone(&self) -> &dyn Backbone {
         self.encoder.backbone()
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
         self.encoder.backbone_mut()
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, InfoNce, InfoNceConfig, PairLoss};
 use ssl_moco::MomentumEncoder;
-use ssl_models::ResNet;
+use ssl_models::Backbone;
 use tch::nn::VarStore;
 
 use crate::config::{validate_projector_and_predictor, HeadConfig};
@@ -108,11 +108,15 @@ impl Method for MocoV3 {
         self.networks.update_target(ctx)
     }
 
-    fn backbone(&self) -> &ResNet {
+    fn reset_targets(&mut self) -> Result<()> {
+        Ok(self.networks.target().reset_to_online()?)
+    }
+
+    fn backbone(&self) -> &dyn Backbone {
         self.networks.backbone()
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
         self.networks.backbone_mut()
     }
 }

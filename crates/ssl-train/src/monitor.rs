@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use ssl_data::IdxImages;
-use ssl_models::ResNet;
+use ssl_models::Backbone;
 use tch::{Device, Tensor};
 
 use crate::eval::{extract_features, knn_top1};
@@ -60,7 +60,7 @@ impl Monitor {
     /// the queries' features (`[q, F]`, for the online probe).
     pub(crate) fn score(
         &self,
-        backbone: &ResNet,
+        backbone: &dyn Backbone,
         cfg: &Config,
         device: Device,
     ) -> (f64, f64, Tensor) {

@@ -1,7 +1,7 @@
 //! The online network with a predictor and its EMA target, as BYOL and MoCo v3 share them.
 
 use ssl_moco::{momentum_at, BufferRule, MomentumEncoder};
-use ssl_models::{ProjectionHead, ResNet};
+use ssl_models::{Backbone, ProjectionHead};
 use tch::nn::{ModuleT, VarStore};
 use tch::Tensor;
 
@@ -84,12 +84,12 @@ impl OnlineTarget {
     }
 
     /// The online backbone f_θ.
-    pub fn backbone(&self) -> &ResNet {
+    pub fn backbone(&self) -> &dyn Backbone {
         self.online.backbone()
     }
 
     /// The online backbone f_θ, mutably.
-    pub fn backbone_mut(&mut self) -> &mut ResNet {
+    pub fn backbone_mut(&mut self) -> &mut dyn Backbone {
         self.online.backbone_mut()
     }
 }

@@ -1,5 +1,6 @@
-//! SGD with momentum and LARS, with weight decay and adaptation only on weight matrices and
-//! conv kernels (not on biases or BatchNorm), as SimCLR's optimiser.
+//! SGD with momentum, LARS and AdamW, with weight decay (and LARS's adaptation) only on weight
+//! matrices and conv kernels (not on biases, BatchNorm or LayerNorm), as SimCLR's and MoCo v3's
+//! optimisers.
 
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
@@ -14,7 +15,15 @@ pub enum OptimKind {
     Sgd,
     /// LARS: SGD with momentum on layer-wise trust-ratio-scaled gradients.
     Lars,
+    /// AdamW (Loshchilov & Hutter 2019) with β₁ = `momentum`, β₂ = 0.999, ε = 1e-8 (PyTorch's
+    /// defaults, which MoCo v3's ViT recipe keeps); the decay is decoupled from the gradient.
+    Adamw,
 }
+
+/// AdamW's β₂ (PyTorch's default).
+const ADAM_BETA2: f64 = 0.999;
+/// AdamW's ε (PyTorch's default).
+const ADAM_EPS: f64 = 1e-8;
 
 /// One trainable variable and its momentum buffer.
 #[derive(Debug)]
@@ -22,6 +31,8 @@ struct Slot {
     name: String,
     var: Tensor,
     velocity: Tensor,
+    /// AdamW's second moment (empty for SGD and LARS).
+    second_moment: Tensor,
     /// Weight decay and (for LARS) the trust ratio apply: tensors of rank ≥ 2.
     adapt: bool,
     /// A learning rate used at every step instead of the scheduled one.
@@ -45,6 +56,8 @@ pub struct Optimizer {
     momentum: f64,
     weight_decay: f64,
     trust_coefficient: f64,
+    /// Updates applied so far (AdamW's bias correction).
+    steps: i32,
 }
 
 impl Optimizer {
@@ -64,13 +77,18 @@ impl Optimizer {
             .map(|(name, var)| Slot {
                 name,
                 velocity: var.zeros_like(),
+                second_moment: if kind == OptimKind::Adamw {
+                    var.zeros_like()
+                } else {
+                    Tensor::new()
+                },
                 adapt: var.dim() >= 2,
                 var,
                 fixed_lr: None,
                 lr_scale: 1.0,
             })
             .collect();
-        Self { slots, kind, momentum, weight_decay, trust_coefficient }
+        Self { slots, kind, momentum, weight_decay, trust_coefficient, steps: 0 }
     }
 
     /// Gives the variables that `group` puts in [`LrGroup::Fixed`] the learning rate `peak` at
@@ -110,6 +128,11 @@ impl Optimizer {
 
     /// Applies one update with learning rate `lr` from the gradients already accumulated.
     pub fn step(&mut self, lr: f64) {
+        self.steps += 1;
+        if self.kind == OptimKind::Adamw {
+            self.adamw_step(lr);
+            return;
+        }
         tch::no_grad(|| {
             for s in &mut self.slots {
                 let grad = s.var.grad();
@@ -133,6 +156,36 @@ impl Optimizer {
                 s.velocity += &g;
                 let mut var = s.var.shallow_clone();
                 var -= &s.velocity * (s.fixed_lr.unwrap_or(lr) * s.lr_scale);
+            }
+        });
+    }
+
+    /// One AdamW update (Loshchilov & Hutter 2019, Algorithm 2; PyTorch's `AdamW`):
+    ///
+    /// ```text
+    /// m ← β₁ m + (1 − β₁) g,   v ← β₂ v + (1 − β₂) g²
+    /// w ← w (1 − lr λ) − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)     (λ: rank ≥ 2 only)
+    /// ```
+    fn adamw_step(&mut self, lr: f64) {
+        let (b1, t) = (self.momentum, self.steps);
+        let (c1, c2) = (1.0 - b1.powi(t), 1.0 - ADAM_BETA2.powi(t));
+        tch::no_grad(|| {
+            for s in &mut self.slots {
+                let g = s.var.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let lr = s.fixed_lr.unwrap_or(lr) * s.lr_scale;
+                let mut var = s.var.shallow_clone();
+                if s.adapt && self.weight_decay != 0.0 {
+                    var *= 1.0 - lr * self.weight_decay;
+                }
+                s.velocity *= b1;
+                s.velocity += &g * (1.0 - b1);
+                s.second_moment *= ADAM_BETA2;
+                s.second_moment += g.square() * (1.0 - ADAM_BETA2);
+                let denom = (&s.second_moment / c2).sqrt() + ADAM_EPS;
+                var -= (&s.velocity / denom) * (lr / c1);
             }
         });
     }
@@ -176,6 +229,23 @@ mod tests {
         opt.backward_step(&loss, 1.0);
         assert!((w.double_value(&[0, 1]) - 0.99).abs() < 1e-6);
         assert!((b.double_value(&[0]) - 0.0).abs() < 1e-6); // biases: plain SGD, lr · 1
+    }
+
+    #[test]
+    fn adamw_matches_two_hand_computed_steps_with_decoupled_decay_on_weights_only() {
+        let (vs, w, b) = setup();
+        let mut opt = Optimizer::new(&vs, OptimKind::Adamw, 0.9, 0.1, 0.0);
+        // Step 1, ∇ = 2 everywhere: m = 0.2, v = 0.004; m̂ = 2, v̂ = 4, so the step is lr · 2 / 2
+        // = lr (ε aside). w: 1 · (1 − 0.5 · 0.1) − 0.5 = 0.45; b (no decay): 1 − 0.5 = 0.5.
+        opt.backward_step(&((w.sum(Kind::Float) + b.sum(Kind::Float)) * 2.0), 0.5);
+        assert!((w.double_value(&[0, 0]) - 0.45).abs() < 1e-6);
+        assert!((b.double_value(&[0]) - 0.5).abs() < 1e-6);
+        // Step 2, ∇ = 1: m = 0.18 + 0.1 = 0.28, v = 0.003996 + 0.001 = 0.004996;
+        // m̂ = 0.28 / 0.19, v̂ = 0.004996 / 0.001999; step = lr · m̂ / √v̂.
+        opt.backward_step(&(w.sum(Kind::Float) + b.sum(Kind::Float)), 0.5);
+        let step = 0.5 * (0.28 / 0.19) / (0.004996f64 / 0.001999).sqrt();
+        assert!((w.double_value(&[1, 0]) - (0.45 * 0.95 - step)).abs() < 1e-6);
+        assert!((b.double_value(&[1]) - (0.5 - step)).abs() < 1e-6);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use ssl_aug::Compose;
 use ssl_loss::PairLoss;
-use ssl_models::{ProjectionHeadConfig, ResNet};
+use ssl_models::{Backbone, ProjectionHeadConfig};
 use tch::nn;
 use tch::Tensor;
 
@@ -87,11 +87,11 @@ impl Method for SimClr {
         Ok(())
     }
 
-    fn backbone(&self) -> &ResNet {
+    fn backbone(&self) -> &dyn Backbone {
         self.encoder.backbone()
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
         self.encoder.backbone_mut()
     }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, NegativeCosine, NegativeCosineConfig};
-use ssl_models::{ProjectionHead, ResNet};
+use ssl_models::{Backbone, ProjectionHead};
 use tch::nn::{ModuleT, VarStore};
 
 use crate::config::{validate_projector_and_predictor, HeadConfig};
@@ -90,11 +90,11 @@ impl Method for SimSiam {
         })
     }
 
-    fn backbone(&self) -> &ResNet {
+    fn backbone(&self) -> &dyn Backbone {
         self.encoder.backbone()
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
         self.encoder.backbone_mut()
     }
 

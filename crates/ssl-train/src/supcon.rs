@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::{l2_normalize, SupCon, SupConConfig};
-use ssl_models::{ProjectionHeadConfig, ResNet};
+use ssl_models::{Backbone, ProjectionHeadConfig};
 use tch::nn::VarStore;
 
 use crate::config::ProjectionConfig;
@@ -86,11 +86,11 @@ impl Method for SupConMethod {
         true
     }
 
-    fn backbone(&self) -> &ResNet {
+    fn backbone(&self) -> &dyn Backbone {
         self.encoder.backbone()
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
         self.encoder.backbone_mut()
     }
 }

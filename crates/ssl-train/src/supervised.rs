@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 use ssl_aug::Compose;
 use ssl_loss::l2_normalize;
-use ssl_models::ResNet;
-use tch::nn::{self, Module, ModuleT, VarStore};
+use ssl_models::Backbone;
+use tch::nn::{self, Module, VarStore};
 use tch::Reduction;
 
 use crate::error::{check_at_least, invalid};
@@ -48,7 +48,7 @@ impl SupervisedConfig {
 /// backbone (the classifier is not used).
 #[derive(Debug)]
 pub struct Supervised {
-    backbone: ResNet,
+    backbone: Box<dyn Backbone>,
     classifier: nn::Linear,
     cfg: SupervisedConfig,
     views: [Compose; 1],
@@ -61,7 +61,7 @@ impl Supervised {
     /// Config errors naming the field; the backbone's and the views' errors.
     pub fn new(vs: &VarStore, cfg: &Config, c: &SupervisedConfig) -> Result<Self> {
         c.validate()?;
-        let backbone = ResNet::new(&(vs.root() / "backbone"), &cfg.model.backbone)?;
+        let backbone = cfg.model.backbone.build(&(vs.root() / "backbone"))?;
         let classifier = nn::linear(
             vs.root() / "classifier",
             backbone.feature_dim(),
@@ -106,11 +106,11 @@ impl Method for Supervised {
         true
     }
 
-    fn backbone(&self) -> &ResNet {
-        &self.backbone
+    fn backbone(&self) -> &dyn Backbone {
+        &*self.backbone
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
-        &mut self.backbone
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
+        &mut *self.backbone
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use ssl_aug::{Compose, ViewConfig};
 use ssl_loss::{l2_normalize, sinkhorn, SwavLoss, SwavLossConfig};
 use ssl_moco::FeatureQueue;
-use ssl_models::{ProjectionHead, ResNet};
+use ssl_models::{Backbone, ProjectionHead};
 use tch::nn::{self, ModuleT, VarStore};
 use tch::{Kind, Tensor};
 
@@ -80,7 +80,7 @@ impl SwavConfig {
 /// are enqueued after the optimiser step, so the codes see the queue as it was, as the paper's.
 #[derive(Debug)]
 pub struct Swav {
-    backbone: ResNet,
+    backbone: Box<dyn Backbone>,
     head: ProjectionHead,
     prototypes: Tensor,
     loss: SwavLoss,
@@ -98,7 +98,7 @@ impl Swav {
     pub fn new(vs: &VarStore, cfg: &Config, c: &SwavConfig) -> Result<Self> {
         c.validate()?;
         let root = vs.root();
-        let backbone = ResNet::new(&(&root / "backbone"), &cfg.model.backbone)?;
+        let backbone = cfg.model.backbone.build(&(&root / "backbone"))?;
         let head = c.projector.build(&(&root / "head"), backbone.feature_dim())?;
         let d = c.projector.output_dim;
         let prototypes =
@@ -196,11 +196,11 @@ impl Method for Swav {
         Ok(())
     }
 
-    fn backbone(&self) -> &ResNet {
-        &self.backbone
+    fn backbone(&self) -> &dyn Backbone {
+        &*self.backbone
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
-        &mut self.backbone
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
+        &mut *self.backbone
     }
 }

@@ -17,6 +17,7 @@ use crate::budget::{steps_within_budget, BudgetInputs};
 use crate::collapse::CollapseStats;
 use crate::config::Length;
 use crate::evaluate::{held_out_len, CLASSES};
+use crate::init_from::init_backbones;
 use crate::method::{Batch, Method, StepContext};
 use crate::monitor::Monitor;
 use crate::online_probe::OnlineProbe;
@@ -204,9 +205,9 @@ pub fn train_with(
 ) -> Result<Trained> {
     cfg.validate()?;
     let device = Device::cuda_if_available();
-    let choice = cfg.model.backbone.precision.resolve(device, &CpuFeatures::detect());
+    let choice = cfg.model.backbone.precision().resolve(device, &CpuFeatures::detect());
     let mut cfg = cfg.clone();
-    cfg.model.backbone.precision = choice.precision;
+    cfg.model.backbone.set_precision(choice.precision);
     println!("precision: {}", choice.reason);
     if let Some(w) = &choice.warning {
         eprintln!("warning: {w}");
@@ -220,6 +221,16 @@ pub fn train_with(
     let pretrain = Subset::new(Arc::clone(&train_set), 0..n - held_out(&cfg, n))?;
     let monitor = Monitor::new(&cfg, &train_set)?;
     let (vs, mut model) = build_seeded(&cfg, device, build)?;
+    if let Some(path) = &cfg.model.init_from {
+        let report = init_backbones(&vs, path)?;
+        model.reset_targets()?;
+        println!(
+            "init: {} backbone tensors from {} (momentum copies reset to them); ignored: {:?}",
+            report.loaded,
+            path.display(),
+            report.ignored
+        );
+    }
     let mut probe = match (&monitor, cfg.eval.online_probe) {
         (Some(_), true) => Some(OnlineProbe::new(model.backbone().feature_dim(), CLASSES, device)?),
         _ => None,

@@ -48,7 +48,7 @@ impl TransferData {
     /// An invalid resize setting.
     pub fn score_network(
         &self,
-        net: &impl ModuleT,
+        net: &(impl ModuleT + ?Sized),
         cfg: &Config,
         device: Device,
     ) -> Result<Scores> {

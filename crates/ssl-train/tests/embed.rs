@@ -10,7 +10,6 @@ use ssl_testutil::ScratchDir;
 use ssl_train::build_model;
 use ssl_train::embed::embed_checkpoint;
 use ssl_train::run_dir::{RunDir, CHECKPOINT};
-use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
 #[test]

@@ -5,11 +5,10 @@
 mod common;
 use common::tiny;
 
-use ssl_models::ResNet;
 use ssl_testutil::seed_global_rng;
 use ssl_train::config::MethodConfig;
 use ssl_train::{Batch, Method, SimClr, StepContext, SupConMethod, Supervised};
-use tch::nn::{self, Module, ModuleT, VarStore};
+use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
 const CTX: StepContext = StepContext { step: 0, total: 3, epoch: 0 };
@@ -68,7 +67,7 @@ fn the_supervised_step_is_the_cross_entropy_of_its_logits() {
     // The replica: the same builds from the same seed; −log softmax(ŷ)[y], averaged, by hand.
     tch::manual_seed(4);
     let vs2 = VarStore::new(Device::Cpu);
-    let backbone = ResNet::new(&(vs2.root() / "backbone"), &cfg.model.backbone).unwrap();
+    let backbone = cfg.model.backbone.build(&(vs2.root() / "backbone")).unwrap();
     let fc = nn::linear(vs2.root() / "classifier", backbone.feature_dim(), 10, Default::default());
     let logits = fc.forward(&backbone.forward_t(&x[0], true)).to_kind(Kind::Double);
     let mut want = 0.0;

@@ -12,13 +12,13 @@ use common::{add_in_place, configs, tiny};
 use ssl_aug::Compose;
 use ssl_loss::l2_normalize;
 use ssl_moco::momentum_at;
-use ssl_models::ResNet;
+use ssl_models::Backbone;
 use ssl_testutil::seed_global_rng;
 use ssl_train::config::{self, MethodConfig};
 use ssl_train::{
     Batch, Byol, Config, LrGroup, Method, Moco, SimSiam, StepContext, StepOutput, TrainError,
 };
-use tch::nn::{ModuleT, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 fn views(n: i64) -> Vec<Tensor> {
@@ -59,7 +59,7 @@ fn every_shipped_config_trains_three_steps_of_a_tiny_model() {
 /// hooks, so the test sees the trainer call them.
 #[derive(Debug)]
 struct Align {
-    backbone: ResNet,
+    backbone: Box<dyn Backbone>,
     views: [Compose; 2],
     after_steps: Rc<Cell<u32>>,
     after_epochs: Rc<Cell<u32>>,
@@ -94,12 +94,12 @@ impl Method for Align {
         Ok(())
     }
 
-    fn backbone(&self) -> &ResNet {
-        &self.backbone
+    fn backbone(&self) -> &dyn Backbone {
+        &*self.backbone
     }
 
-    fn backbone_mut(&mut self) -> &mut ResNet {
-        &mut self.backbone
+    fn backbone_mut(&mut self) -> &mut dyn Backbone {
+        &mut *self.backbone
     }
 }
 
@@ -113,7 +113,7 @@ fn a_method_defined_outside_the_crate_trains_in_the_same_loop() {
         &cfg,
         None,
         Box::new(move |vs: &VarStore, cfg: &Config| {
-            let backbone = ResNet::new(&(vs.root() / "backbone"), &cfg.model.backbone)?;
+            let backbone = cfg.model.backbone.build(&(vs.root() / "backbone"))?;
             let views = cfg.two_views()?;
             Ok(Box::new(Align { backbone, views, after_steps: s, after_epochs: e })
                 as Box<dyn Method>)

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use ssl_testutil::seed_global_rng;
 use ssl_train::{config, Config};
-use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
 fn tiny(file: &str, probe: bool) -> Config {

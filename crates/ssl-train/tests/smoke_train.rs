@@ -7,7 +7,6 @@ use std::path::Path;
 use ssl_testutil::ScratchDir;
 use ssl_train::run_dir::CHECKPOINT;
 use ssl_train::{build_model, config, RunDir};
-use tch::nn::ModuleT;
 use tch::{Device, Kind, Tensor};
 
 #[test]
@@ -48,7 +47,7 @@ fn two_steps_of_a_tiny_model_write_a_run_that_reloads() {
     assert!(metrics.lines().next().unwrap().starts_with("{\"step\":0,\"epoch\":0,\"loss\":"));
     let saved = config::load(&run_path.join("config.yaml"), &[]).unwrap();
     assert_eq!(saved, trained.config, "the resolved config round-trips");
-    assert_ne!(saved.model.backbone.precision, ssl_models::Precision::Auto, "precision resolved");
+    assert_ne!(saved.model.backbone.precision(), ssl_models::Precision::Auto, "precision resolved");
 
     let (mut vs, fresh) = build_model(&cfg, Device::Cpu).unwrap();
     let x = Tensor::rand([3, 1, 28, 28], (Kind::Float, Device::Cpu));

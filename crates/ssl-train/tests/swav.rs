@@ -6,7 +6,6 @@ mod common;
 use common::tiny;
 
 use ssl_loss::{l2_normalize, sinkhorn};
-use ssl_models::ResNet;
 use ssl_testutil::seed_global_rng;
 use ssl_train::config::MethodConfig;
 use ssl_train::{Batch, Method, OptimKind, Optimizer, StepContext, Swav};
@@ -48,7 +47,7 @@ fn a_step_is_the_swapped_prediction_on_sinkhorn_codes_by_hand() {
     tch::manual_seed(2);
     let vs2 = VarStore::new(Device::Cpu);
     let root = vs2.root();
-    let backbone = ResNet::new(&(&root / "backbone"), &cfg.model.backbone).unwrap();
+    let backbone = cfg.model.backbone.build(&(&root / "backbone")).unwrap();
     let head = c.projector.build(&(&root / "head"), backbone.feature_dim()).unwrap();
     let k = c.num_prototypes;
     let protos =

@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 /// with BatchNorm in eval mode, each chunk scaled to `[0, 1]` and resized by `resize` first when
 /// given; returns float `[N, F]` on the CPU.
 pub fn extract_features(
-    net: &impl ModuleT,
+    net: &(impl ModuleT + ?Sized),
     images: &Tensor,
     chunk: i64,
     resize: Option<&Resize>,
