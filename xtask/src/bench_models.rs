@@ -19,7 +19,7 @@ use crate::setup::Env;
 use crate::shell::{self, cargo, workspace_root};
 
 /// Rounds of both sides, alternating.
-const ROUNDS: usize = 2;
+const ROUNDS: usize = 3;
 /// What identifies a row.
 const KEY: [&str; 6] = ["model", "size", "batch", "precision", "layout", "device"];
 
@@ -73,7 +73,7 @@ fn merge(ours: &[Value], reference: &[Value]) -> Result<BTreeMap<String, Value>>
     Ok(rows)
 }
 
-/// Every figure the median of its rounds (the upper one of two), rows in the first round's order.
+/// Every figure the median of its rounds, rows in the first round's order.
 fn medians(rounds: &[BTreeMap<String, Value>]) -> Result<Vec<Value>> {
     let first = rounds.first().context("no round ran")?;
     let mut rows = Vec::new();

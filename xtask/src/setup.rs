@@ -85,7 +85,10 @@ const SAFETENSORS: &str = "safetensors==0.8.0";
 /// Installs torchvision and safetensors into the venv of `python` unless both import already:
 /// the export test loads `ssl export`'s file into `torchvision.models.resnet18` with them.
 fn ensure_interop(python: &Path) -> Result<()> {
-    let probe = Command::new(python).args(["-c", "import torchvision, safetensors"]).output();
+    // find_spec does not import: importing torchvision loads torch, seconds on every command.
+    let find = "import importlib.util as u, sys; \
+                sys.exit(0 if u.find_spec('torchvision') and u.find_spec('safetensors') else 1)";
+    let probe = Command::new(python).args(["-c", find]).output();
     if probe.is_ok_and(|o| o.status.success()) {
         return Ok(());
     }

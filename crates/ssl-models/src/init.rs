@@ -20,6 +20,12 @@ pub(crate) struct Conv {
 }
 
 impl Conv {
+    /// Gives the weight NHWC strides in place (same shape and values, the same variable).
+    pub(crate) fn to_channels_last(&self) {
+        let nhwc = self.weight.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        tch::no_grad(|| self.weight.shallow_clone().set_data(&nhwc));
+    }
+
     /// `x`: `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`, in `x`'s kind.
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         let w = if self.weight.kind() == x.kind() {

@@ -151,6 +151,11 @@ impl Residual {
         Self { convs, downsample }
     }
 
+    /// Every convolution of the block, the shortcut's included.
+    fn convs(&self) -> impl Iterator<Item = &Conv> {
+        self.convs.iter().map(|(c, _)| c).chain(self.downsample.iter().map(|(c, _)| c))
+    }
+
     /// γ = 0 in the last BatchNorm: the residual branch then adds β = 0 and the block starts
     /// as `relu(shortcut(x))`.
     fn zero_last_gamma(&self) {
@@ -165,17 +170,22 @@ impl Residual {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let last = self.convs.len() - 1;
         let mut y = x.shallow_clone();
+        // ReLU and the residual sum in place on BatchNorm outputs, as torchvision's blocks
+        // (`ReLU(inplace=True)`, `out += identity`): BatchNorm's backward needs its input, not
+        // its output, and skipping two fresh activation-sized buffers per block is ~5 % of a
+        // CPU training step (docs/benchmarks.md, bench-models).
         for (i, (c, bn)) in self.convs.iter().enumerate() {
             y = c.forward(&y).apply_t(bn, train);
             if i < last {
-                y = y.relu();
+                let _ = y.relu_();
             }
         }
-        let identity = match &self.downsample {
-            Some((c, bn)) => c.forward(x).apply_t(bn, train),
-            None => x.shallow_clone(),
-        };
-        (y + identity).relu()
+        match &self.downsample {
+            Some((c, bn)) => y += c.forward(x).apply_t(bn, train),
+            None => y += x,
+        }
+        let _ = y.relu_();
+        y
     }
 }
 
@@ -240,6 +250,16 @@ impl ResNet {
         // stage 2 when width < 8; `benches/reference/nhwc_small_conv_crash.py` reproduces it in
         // plain PyTorch), so such narrow networks keep NCHW.
         let channels_last = cfg.channels_last && cfg.width >= MIN_NHWC_WIDTH;
+        if channels_last {
+            // As PyTorch's `model.to(memory_format=torch.channels_last)`: the conv weights in
+            // NHWC too, so that oneDNN does not reorder them on every call (same values; a
+            // checkpoint writer must take contiguous copies, see ssl-train's `save_checkpoint`).
+            for c in
+                std::iter::once(&conv1).chain(stages.iter().flatten().flat_map(Residual::convs))
+            {
+                c.to_channels_last();
+            }
+        }
         let mut net = Self {
             conv1,
             bn1,
@@ -281,15 +301,23 @@ impl ResNet {
     /// Stem and stages, in the activations' format.
     fn trunk(&self, x: &Tensor, train: bool) -> Tensor {
         let bf16 = self.precision == Precision::Bf16;
-        let x = if bf16 { x.to_kind(Kind::BFloat16) } else { x.shallow_clone() };
-        let mut y = self.conv1.forward(&x); // [N, width, H', W']
-        if self.channels_last {
-            // Same shape, NHWC strides: convolutions, BatchNorm, ReLU and the residual sums all
-            // keep the layout. The stem's input is left alone: with one channel, NCHW and NHWC
-            // strides coincide and libtorch would not pick the channels-last kernels.
-            y = y.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]); // [N, width, H', W']
+        let mut x = if bf16 { x.to_kind(Kind::BFloat16) } else { x.shallow_clone() };
+        // Same shape, NHWC strides: convolutions, BatchNorm, ReLU and the residual sums all keep
+        // the layout. A multi-channel input switches before the stem (the copy of the input is
+        // the cheapest, and the stem's convolution then runs channels-last too, as PyTorch's
+        // `memory_format=torch.channels_last` recipe does); a one-channel input's NCHW and NHWC
+        // strides coincide and libtorch would not pick the channels-last kernels, so its stem's
+        // output switches instead.
+        let input_nhwc = self.channels_last && x.size()[1] > 1;
+        if input_nhwc {
+            x = to_nhwc(&x); // [N, C, H, W]
         }
-        let mut y = y.apply_t(&self.bn1, train).relu();
+        let mut y = self.conv1.forward(&x); // [N, width, H', W']
+        if self.channels_last && !input_nhwc {
+            y = to_nhwc(&y); // [N, width, H', W']
+        }
+        let mut y = y.apply_t(&self.bn1, train);
+        let _ = y.relu_();
         if self.max_pool {
             y = y.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         }
@@ -298,6 +326,11 @@ impl ResNet {
         }
         y
     }
+}
+
+/// `x` with NHWC strides (same shape and values).
+fn to_nhwc(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 impl ModuleT for ResNet {
@@ -357,26 +390,39 @@ mod tests {
     #[test]
     fn channels_last_gives_the_same_features_and_gradients() {
         let _rng = ssl_testutil::seed_global_rng(3); // draws: weights, inputs
-                                                     // In f64, so that only the layout differs and BatchNorm's backward (which subtracts batch
-                                                     // means) cannot blow f32 rounding up into a flaky tolerance.
-        let cfg = ResNetConfig { width: 8, in_channels: 1, ..ResNetConfig::cifar_resnet18() };
-        let (mut vs1, mut vs2) = (nn::VarStore::new(Device::Cpu), nn::VarStore::new(Device::Cpu));
-        let nchw = ResNet::new(&vs1.root(), &cfg).unwrap();
-        let nhwc = ResNet::new(&vs2.root(), &ResNetConfig { channels_last: true, ..cfg }).unwrap();
-        vs1.double();
-        vs2.double();
-        vs2.copy(&vs1).unwrap();
-        let x = Tensor::rand([4, 1, 12, 12], (Kind::Double, Device::Cpu));
-        let grads = |net: &ResNet, vs: &nn::VarStore| {
-            let h = net.forward_t(&x, true); // [4, 64]
-            h.square().sum(Kind::Double).backward();
-            (h, vs.variables()["layer1.0.conv1.weight"].grad())
-        };
-        let ((a, ga), (b, gb)) = (grads(&nchw, &vs1), grads(&nhwc, &vs2));
-        // The layout change is internal: the pooled features come back as a plain [N, F].
-        assert_eq!(b.size(), [4, 64]);
-        assert!(a.allclose(&b, 1e-10, 1e-12, false), "{}", (&a - &b).abs().max());
-        assert!(ga.allclose(&gb, 1e-8, 1e-10, false), "{}", (&ga - &gb).abs().max());
+                                                     // One channel (the stem's output switches layout) and three (the input switches, and
+                                                     // the stem runs channels-last), with either stem.
+        for (in_channels, stem, size) in
+            [(1, Stem::Cifar, 12), (3, Stem::Cifar, 12), (3, Stem::ImageNet, 32)]
+        {
+            // In f64, so that only the layout differs and BatchNorm's backward (which subtracts
+            // batch means) cannot blow f32 rounding up into a flaky tolerance.
+            let cfg =
+                ResNetConfig { width: 8, in_channels, stem, ..ResNetConfig::cifar_resnet18() };
+            let (mut vs1, mut vs2) =
+                (nn::VarStore::new(Device::Cpu), nn::VarStore::new(Device::Cpu));
+            let nchw = ResNet::new(&vs1.root(), &cfg).unwrap();
+            let nhwc =
+                ResNet::new(&vs2.root(), &ResNetConfig { channels_last: true, ..cfg }).unwrap();
+            vs1.double();
+            vs2.double();
+            vs2.copy(&vs1).unwrap();
+            let x = Tensor::rand([4, in_channels, size, size], (Kind::Double, Device::Cpu));
+            let grads = |net: &ResNet, vs: &nn::VarStore| {
+                let h = net.forward_t(&x, true); // [4, 64]
+                h.square().sum(Kind::Double).backward();
+                let g = |k: &str| vs.variables()[k].grad();
+                (h, g("layer1.0.conv1.weight"), g("conv1.weight"))
+            };
+            let ((a, ga, sa), (b, gb, sb)) = (grads(&nchw, &vs1), grads(&nhwc, &vs2));
+            // The conv weights hold NHWC strides (channel stride 1), as PyTorch's channels-last.
+            assert_eq!(vs2.variables()["layer1.0.conv1.weight"].stride()[1], 1);
+            // The layout change is internal: the pooled features come back as a plain [N, F].
+            assert_eq!(b.size(), [4, 64]);
+            assert!(a.allclose(&b, 1e-10, 1e-12, false), "{}", (&a - &b).abs().max());
+            assert!(ga.allclose(&gb, 1e-8, 1e-10, false), "{}", (&ga - &gb).abs().max());
+            assert!(sa.allclose(&sb, 1e-8, 1e-10, false), "stem: {}", (&sa - &sb).abs().max());
+        }
     }
 
     #[test]

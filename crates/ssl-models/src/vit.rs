@@ -23,9 +23,10 @@ pub enum PosEmbed {
 pub enum Pool {
     /// The class token after the final LayerNorm.
     Cls,
-    /// The mean of the patch tokens after the final LayerNorm (timm's `global_pool='avg'`
-    /// instead normalises after the mean, as `fc_norm`, so its weights have no `norm.*` and do
-    /// not load here: an error naming the missing variable, not a silent mismatch).
+    /// The mean of the patch tokens after the final LayerNorm: timm's `global_pool='avg'` with
+    /// `fc_norm=False` (checked by `tests/interop.rs`). timm's default for `avg` normalises
+    /// after the mean instead (`fc_norm`), so those weights have no `norm.*` and do not load
+    /// here: an error naming the missing variable, not a silent mismatch.
     Mean,
 }
 
@@ -279,10 +280,10 @@ impl Block {
 ///
 /// Attention is libtorch's fused `scaled_dot_product_attention`. Variable names are timm's
 /// (`patch_embed.proj.weight`, `cls_token`, `pos_embed`, `blocks.0.attn.qkv.weight`, `norm.*`):
-/// a `state_dict` of timm 1.0.31's `VisionTransformer` (8 px, patch 4, 1 channel, D 192, depth
-/// 2, `global_pool='token'`, weights moved off their init) loaded with `VarStore::load` gave
-/// bit-identical tokens and pooled features in eval mode (checked once by hand; a committed
-/// fixture test is to follow).
+/// `state_dict`s of timm 1.0.31's `VisionTransformer` (class-token and, with `fc_norm=False`,
+/// average pooling) load with `VarStore::load` and give timm's tokens and features to 1e-4
+/// (`tests/interop.rs`, fixtures from `tests/fixtures/make_fixtures.py`). The matrix products
+/// run in bf16 under [`Precision::Bf16`], LayerNorm and the residual stream in f32.
 ///
 /// # Shapes
 /// `x`: `[N, in_channels, image_size, image_size]` → `[N, embed_dim]`.

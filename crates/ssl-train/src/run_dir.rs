@@ -102,7 +102,14 @@ impl RunDir {
     pub fn save_checkpoint(&self, vs: &VarStore) -> Result<()> {
         let path = self.path.join(CHECKPOINT);
         let tmp = self.path.join("checkpoint.tmp.safetensors");
-        vs.save(&tmp)?;
+        // Contiguous copies: a channels-last network's conv weights have NHWC strides, which
+        // safetensors cannot hold (tch refuses them rather than write them scrambled).
+        let vars = vs.variables();
+        let mut named: Vec<(&str, Tensor)> =
+            vars.iter().map(|(k, t)| (k.as_str(), t.contiguous())).collect();
+        named.sort_by(|a, b| a.0.cmp(b.0));
+        let refs: Vec<(&str, &Tensor)> = named.iter().map(|(k, t)| (*k, t)).collect();
+        write_safetensors(&refs, &tmp)?;
         std::fs::rename(&tmp, &path).map_err(io(&path))?;
         self.metrics.lock().expect("metrics writer").flush().map_err(io(&self.path))
     }
