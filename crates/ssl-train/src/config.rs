@@ -432,7 +432,12 @@ impl Config {
             Some(("augment.crop.size", &self.augment)),
             self.augment_view2.as_ref().map(|a| ("augment_view2.crop.size", a)),
         ];
-        for (key, view) in views.into_iter().flatten() {
+        // SwAV's small crops are another size by design: a ViT of one image size cannot take them.
+        let local = match &self.method {
+            MethodConfig::Swav(c) if c.n_local > 0 => Some(("method.local.crop.size", &c.local)),
+            _ => None,
+        };
+        for (key, view) in views.into_iter().flatten().chain(local) {
             if view.crop.size != want {
                 return invalid(key, format!("{:?}", view.crop.size), &reason);
             }

@@ -80,4 +80,13 @@ fn a_vit_whose_views_are_another_size_is_a_config_error() {
     assert!(err.contains("augment.crop.size") && err.contains("image_size"), "{err}");
     let err = config::load(&cfg, &["eval.resize=null".into()]).unwrap_err().to_string();
     assert!(err.contains("eval.resize") && err.contains("28"), "{err}");
+    // SwAV's small crops (here 2 of 8 px beside 16 px views) cannot feed a 16 px ViT.
+    let swav = common::configs().join("swav-fmnist.yaml");
+    let vit: Vec<String> = VIT[..3]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["method.n_local=2".into(), "method.local.crop.size=[8, 8]".into()])
+        .collect();
+    let err = config::load(&swav, &vit).unwrap_err().to_string();
+    assert!(err.contains("method.local.crop.size"), "{err}");
 }
