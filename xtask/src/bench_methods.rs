@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench_report::{cell, json_lines, publish, ratio, reference_rows, HEAP_KEPT};
+use crate::bench_report::{cell, example_and_reference_rounds, median, publish, ratio};
 use crate::setup::Env;
-use crate::shell::{self, cargo, workspace_root};
+use crate::shell::workspace_root;
 
 /// Rounds of both sides, alternating.
 const ROUNDS: usize = 3;
@@ -28,24 +28,14 @@ pub(crate) fn run(env: &Env) -> Result<()> {
         "bench-methods needs a python with PyTorch for the reference: run set-up with its venv \
          or pass --python",
     )?;
-    let root = workspace_root();
-    let mut rounds = Vec::with_capacity(ROUNDS);
-    for round in 1..=ROUNDS {
-        let ours = shell::step(&format!("bench-methods: ours, round {round} of {ROUNDS}"), || {
-            json_lines(
-                cargo()
-                    .args(["run", "-p", "ssl-train", "--example", "method_step"])
-                    .env("GLIBC_TUNABLES", HEAP_KEPT),
-            )
-        })?;
-        let step = format!("bench-methods: PyTorch eager, round {round} of {ROUNDS}");
-        let reference = shell::step(&step, || {
-            reference_rows(&python, &root, "benches/reference/method_step.py")
-        })?;
-        rounds.push(merge(&ours, &reference)?);
-    }
+    let example = ("ssl-train", "method_step");
+    let script = "benches/reference/method_step.py";
+    let rounds = example_and_reference_rounds("bench-methods", ROUNDS, example, &python, script)?
+        .iter()
+        .map(|(ours, reference)| merge(ours, reference))
+        .collect::<Result<Vec<_>>>()?;
     let rows = medians(&rounds)?;
-    publish(&root, "methods", &rows, &table(&rows))
+    publish(&workspace_root(), "methods", &rows, &table(&rows))
 }
 
 /// One row per method: ours and the reference's fields side by side.
@@ -73,10 +63,7 @@ fn medians(rounds: &[BTreeMap<String, Value>]) -> Result<Vec<Value>> {
     for method in order.iter().filter(|m| first.contains_key(**m)) {
         let mut out = first[*method].clone();
         for f in FIELDS {
-            let mut v: Vec<f64> =
-                rounds.iter().filter_map(|r| r.get(*method)?[f].as_f64()).collect();
-            v.sort_by(f64::total_cmp);
-            out[f] = if v.is_empty() { Value::Null } else { json!(v[v.len() / 2]) };
+            out[f] = median(rounds.iter().filter_map(|r| r.get(*method)?[f].as_f64()).collect());
         }
         rows.push(out);
     }

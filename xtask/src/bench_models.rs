@@ -14,9 +14,9 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::bench_report::{cell, json_lines, publish, ratio, reference_rows, HEAP_KEPT};
+use crate::bench_report::{cell, example_and_reference_rounds, median, publish, ratio};
 use crate::setup::Env;
-use crate::shell::{self, cargo, workspace_root};
+use crate::shell::workspace_root;
 
 /// Rounds of both sides, alternating.
 const ROUNDS: usize = 3;
@@ -28,24 +28,14 @@ pub(crate) fn run(env: &Env) -> Result<()> {
         "bench-models needs a python with PyTorch and torchvision for the reference: run set-up \
          with its venv or pass --python",
     )?;
-    let root = workspace_root();
-    let mut rounds = Vec::with_capacity(ROUNDS);
-    for round in 1..=ROUNDS {
-        let ours = shell::step(&format!("bench-models: ours, round {round} of {ROUNDS}"), || {
-            json_lines(
-                cargo()
-                    .args(["run", "-p", "ssl-models", "--example", "model_step"])
-                    .env("GLIBC_TUNABLES", HEAP_KEPT),
-            )
-        })?;
-        let step = format!("bench-models: PyTorch eager, round {round} of {ROUNDS}");
-        let reference = shell::step(&step, || {
-            reference_rows(&python, &root, "benches/reference/model_step.py")
-        })?;
-        rounds.push(merge(&ours, &reference)?);
-    }
+    let example = ("ssl-models", "model_step");
+    let script = "benches/reference/model_step.py";
+    let rounds = example_and_reference_rounds("bench-models", ROUNDS, example, &python, script)?
+        .iter()
+        .map(|(ours, reference)| merge(ours, reference))
+        .collect::<Result<Vec<_>>>()?;
     let rows = medians(&rounds)?;
-    publish(&root, "models", &rows, &table(&rows))
+    publish(&workspace_root(), "models", &rows, &table(&rows))
 }
 
 fn key_of(v: &Value) -> String {
@@ -80,9 +70,7 @@ fn medians(rounds: &[BTreeMap<String, Value>]) -> Result<Vec<Value>> {
     for (key, row) in first {
         let mut out = row.clone();
         for f in ["ours_img_s", "pytorch_img_s"] {
-            let mut v: Vec<f64> = rounds.iter().filter_map(|r| r.get(key)?[f].as_f64()).collect();
-            v.sort_by(f64::total_cmp);
-            out[f] = if v.is_empty() { Value::Null } else { json!(v[v.len() / 2]) };
+            out[f] = median(rounds.iter().filter_map(|r| r.get(key)?[f].as_f64()).collect());
         }
         rows.push(out);
     }

@@ -14,6 +14,38 @@ use crate::shell;
 /// (as the `ssl` binary sets itself), so neither side page-faults fresh allocations.
 pub(crate) const HEAP_KEPT: &str = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295";
 
+/// `rounds` alternating runs of our example `example` of `package` (dev profile) and the
+/// PyTorch script `script` under the same heap setting; each round's JSON rows of both sides.
+pub(crate) fn example_and_reference_rounds(
+    bench: &str,
+    rounds: usize,
+    (package, example): (&str, &str),
+    python: &Path,
+    script: &str,
+) -> Result<Vec<(Vec<Value>, Vec<Value>)>> {
+    let root = shell::workspace_root();
+    let mut out = Vec::with_capacity(rounds);
+    for round in 1..=rounds {
+        let ours = shell::step(&format!("{bench}: ours, round {round} of {rounds}"), || {
+            json_lines(
+                shell::cargo()
+                    .args(["run", "-p", package, "--example", example])
+                    .env("GLIBC_TUNABLES", HEAP_KEPT),
+            )
+        })?;
+        let step = format!("{bench}: PyTorch eager, round {round} of {rounds}");
+        let reference = shell::step(&step, || reference_rows(python, &root, script))?;
+        out.push((ours, reference));
+    }
+    Ok(out)
+}
+
+/// The median of `values` (the upper middle one of an even count) as JSON; null when empty.
+pub(crate) fn median(mut values: Vec<f64>) -> Value {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).map_or(Value::Null, |&v| serde_json::json!(v))
+}
+
 /// Runs `cmd`, echoing it, and parses every stdout line that starts with `{` as JSON.
 pub(crate) fn json_lines(cmd: &mut Command) -> Result<Vec<Value>> {
     let line = shell::display(cmd);

@@ -1,4 +1,5 @@
-//! The encoder every method shares: a ResNet backbone f and a projection head g, z = g(f(x)).
+//! The encoder every method shares: a backbone f (ResNet or ViT) and a projection head g,
+//! z = g(f(x)).
 
 use ssl_models::{Backbone, BackboneConfig, ProjectionHead, ProjectionHeadConfig};
 use tch::nn::{self, ModuleT};
