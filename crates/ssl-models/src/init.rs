@@ -1,7 +1,8 @@
-//! Layer constructors with PyTorch's initialisation (tch's defaults differ for BatchNorm).
+//! Layer constructors with PyTorch's initialisation (tch's defaults differ for BatchNorm), and the
+//! kind and layout conversions the layers share.
 
 use tch::nn::{self, init::FanInOut, init::NonLinearity, init::NormalOrUniform, Init};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// torchvision ResNet's conv init: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
 const CONV_INIT: Init = Init::Kaiming {
@@ -22,19 +23,30 @@ pub(crate) struct Conv {
 impl Conv {
     /// Gives the weight NHWC strides in place (same shape and values, the same variable).
     pub(crate) fn to_channels_last(&self) {
-        let nhwc = self.weight.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]);
+        let nhwc = to_nhwc(&self.weight);
         tch::no_grad(|| self.weight.shallow_clone().set_data(&nhwc));
     }
 
     /// `x`: `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`, in `x`'s kind.
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
-        let w = if self.weight.kind() == x.kind() {
-            self.weight.shallow_clone()
-        } else {
-            self.weight.to_kind(x.kind())
-        };
+        let w = cast(&self.weight, x.kind());
         x.conv2d(&w, None::<Tensor>, [self.stride], [self.padding], [1], 1)
     }
+}
+
+/// `t` in `kind`, without a copy when it already is (how one f32 weight serves f32 and bf16
+/// activations, as `torch.autocast` casts it for each call).
+pub(crate) fn cast(t: &Tensor, kind: Kind) -> Tensor {
+    if t.kind() == kind {
+        t.shallow_clone()
+    } else {
+        t.to_kind(kind)
+    }
+}
+
+/// `x` with NHWC strides: the same shape and values, channels-last memory.
+pub(crate) fn to_nhwc(x: &Tensor) -> Tensor {
+    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
 /// A bias-free square convolution with its variable at `p / "weight"`.

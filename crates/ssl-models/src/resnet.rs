@@ -3,7 +3,7 @@
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
-use crate::init::{batch_norm2d, conv, Conv};
+use crate::init::{batch_norm2d, conv, to_nhwc, Conv};
 use crate::{CpuFeatures, ModelError, Precision, PrecisionChoice, Result};
 
 /// The first layers of the network.
@@ -56,8 +56,10 @@ pub struct ResNetConfig {
     pub in_channels: i64,
     /// The stem.
     pub stem: Stem,
-    /// Run every layer after the stem's convolution on channels-last (NHWC) activations, the
-    /// layout oneDNN's CPU convolutions and cuDNN's tensor-core kernels prefer. The values are
+    /// Run on channels-last (NHWC) activations and conv weights, the layout oneDNN's CPU
+    /// convolutions and cuDNN's tensor-core kernels prefer: a multi-channel input switches
+    /// before the stem, a one-channel input (whose NCHW and NHWC strides coincide) after the
+    /// stem's convolution. The values are
     /// the same up to float rounding; on the project's 2-core CPU the default backbone's training
     /// step ran 1.33× faster (docs/benchmarks.md). Off when absent from a config. Ignored below
     /// width 8, where libtorch's NHWC weight gradient corrupts memory on AVX2 CPUs.
@@ -172,8 +174,8 @@ impl Residual {
         let mut y = x.shallow_clone();
         // ReLU and the residual sum in place on BatchNorm outputs, as torchvision's blocks
         // (`ReLU(inplace=True)`, `out += identity`): BatchNorm's backward needs its input, not
-        // its output, and skipping two fresh activation-sized buffers per block is ~5 % of a
-        // CPU training step (docs/benchmarks.md, bench-models).
+        // its output, so two activation-sized buffers a block are not allocated (its effect on
+        // speed was inside bench-models' noise, docs/benchmarks.md).
         for (i, (c, bn)) in self.convs.iter().enumerate() {
             y = c.forward(&y).apply_t(bn, train);
             if i < last {
@@ -328,11 +330,6 @@ impl ResNet {
     }
 }
 
-/// `x` with NHWC strides (same shape and values).
-fn to_nhwc(x: &Tensor) -> Tensor {
-    x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
-}
-
 impl ModuleT for ResNet {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let bf16 = self.precision == Precision::Bf16;
@@ -389,9 +386,9 @@ mod tests {
 
     #[test]
     fn channels_last_gives_the_same_features_and_gradients() {
+        // One channel (the stem's output switches layout) and three (the input switches, and
+        // the stem runs channels-last), with either stem.
         let _rng = ssl_testutil::seed_global_rng(3); // draws: weights, inputs
-                                                     // One channel (the stem's output switches layout) and three (the input switches, and
-                                                     // the stem runs channels-last), with either stem.
         for (in_channels, stem, size) in
             [(1, Stem::Cifar, 12), (3, Stem::Cifar, 12), (3, Stem::ImageNet, 32)]
         {

@@ -3,6 +3,7 @@
 use tch::nn::{self, Init, Module, ModuleT};
 use tch::{Kind, Tensor};
 
+use crate::init::cast;
 use crate::{CpuFeatures, ModelError, Precision, PrecisionChoice, Result};
 
 /// How the patch tokens learn where they are.
@@ -187,15 +188,6 @@ impl PatchProjection {
     fn forward(&self, x: &Tensor, kind: Kind) -> Tensor {
         let (w, b) = (cast(&self.weight, kind), cast(&self.bias, kind));
         cast(x, kind).conv2d(&w, Some(&b), [self.stride], [0], [1], 1).to_kind(Kind::Float)
-    }
-}
-
-/// `t` in `kind`, without a copy when it already is.
-fn cast(t: &Tensor, kind: Kind) -> Tensor {
-    if t.kind() == kind {
-        t.shallow_clone()
-    } else {
-        t.to_kind(kind)
     }
 }
 
