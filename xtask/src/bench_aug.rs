@@ -16,14 +16,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::bench_report::{cell, criterion_ms, publish, ratio, reference_rows, HEAP_KEPT};
 use crate::setup::Env;
-use crate::setup::TORCHVISION;
+use crate::setup::{pip_ensure, TORCHVISION};
 use crate::shell::{self, cargo, workspace_root};
 
 /// kornia's release the reference is written against.
@@ -57,13 +56,9 @@ pub(crate) fn run(env: &Env) -> Result<()> {
     publish(&root, "aug", &rows, &table(&rows))
 }
 
-/// Installs torchvision and kornia into the venv of `python` unless both import already.
+/// Installs torchvision and kornia into the venv of `python` unless both are there.
 fn ensure_references(python: &Path) -> Result<()> {
-    let probe = Command::new(python).args(["-c", "import torchvision, kornia"]).output();
-    if probe.is_ok_and(|o| o.status.success()) {
-        return Ok(());
-    }
-    shell::run(Command::new(python).args(["-m", "pip", "install", TORCHVISION, KORNIA]))
+    pip_ensure(python, &[("torchvision", TORCHVISION), ("kornia", KORNIA)])
 }
 
 /// (pipeline, size, device) of a reference row.

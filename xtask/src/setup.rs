@@ -82,17 +82,27 @@ pub(crate) const TORCHVISION: &str = "torchvision==0.26.0";
 /// safetensors, for PyTorch to read the files `ssl export` writes.
 const SAFETENSORS: &str = "safetensors==0.8.0";
 
-/// Installs torchvision and safetensors into the venv of `python` unless both import already:
-/// the export test loads `ssl export`'s file into `torchvision.models.resnet18` with them.
+/// Installs torchvision and safetensors into the venv of `python` unless both are there: the
+/// export test loads `ssl export`'s file into `torchvision.models.resnet18` with them.
 fn ensure_interop(python: &Path) -> Result<()> {
-    // find_spec does not import: importing torchvision loads torch, seconds on every command.
-    let find = "import importlib.util as u, sys; \
-                sys.exit(0 if u.find_spec('torchvision') and u.find_spec('safetensors') else 1)";
-    let probe = Command::new(python).args(["-c", find]).output();
+    pip_ensure(python, &[("torchvision", TORCHVISION), ("safetensors", SAFETENSORS)])
+}
+
+/// `pip install`s the pins of `packages` (module, pin) into the venv of `python` unless every
+/// module is already there. `find_spec` finds without importing: importing torchvision loads
+/// torch, seconds on every command.
+pub(crate) fn pip_ensure(python: &Path, packages: &[(&str, &str)]) -> Result<()> {
+    let specs: Vec<String> = packages.iter().map(|(m, _)| format!("u.find_spec('{m}')")).collect();
+    let find = format!(
+        "import importlib.util as u, sys; sys.exit(0 if all([{}]) else 1)",
+        specs.join(", ")
+    );
+    let probe = Command::new(python).args(["-c", &find]).output();
     if probe.is_ok_and(|o| o.status.success()) {
         return Ok(());
     }
-    shell::run(Command::new(python).args(["-m", "pip", "install", TORCHVISION, SAFETENSORS]))
+    let pins = packages.iter().map(|(_, pin)| *pin);
+    shell::run(Command::new(python).args(["-m", "pip", "install"]).args(pins))
 }
 
 /// `$SSL_RS_CACHE_DIR`, else `$XDG_CACHE_HOME/ssl-rs`, else `~/.cache/ssl-rs`.

@@ -100,12 +100,4 @@ impl BackboneConfig {
             BackboneConfig::Vit(c) => c.precision = precision,
         }
     }
-
-    /// The family's name in messages and exports: `resnet` or `vit`.
-    pub fn family(&self) -> &'static str {
-        match self {
-            BackboneConfig::ResNet(_) => "resnet",
-            BackboneConfig::Vit(_) => "vit",
-        }
-    }
 }

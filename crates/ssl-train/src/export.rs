@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ssl_models::BackboneConfig;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -63,8 +64,8 @@ pub fn backbone_state_dict(checkpoint: &Path) -> Result<(BTreeMap<String, Tensor
     Ok((state, cfg))
 }
 
-/// Whose names the exported file follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whose names the exported file follows (`ssl export --format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
     /// torchvision's `resnet*` `state_dict` (ResNets only).
     Torchvision,
@@ -85,7 +86,8 @@ pub fn export_backbone(
     format: Option<ExportFormat>,
 ) -> Result<usize> {
     let (state, cfg) = backbone_state_dict(checkpoint)?;
-    if format == Some(ExportFormat::Torchvision) && cfg.model.backbone.family() == "vit" {
+    let vit = matches!(cfg.model.backbone, BackboneConfig::Vit(_));
+    if vit && format == Some(ExportFormat::Torchvision) {
         return Err(TrainError::Invalid {
             field: "--format".into(),
             value: "torchvision".into(),

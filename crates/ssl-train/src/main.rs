@@ -126,7 +126,7 @@ enum Command {
         /// Whose names: torchvision (ResNets) or timm (ResNets and ViTs); default torchvision
         /// for a ResNet, timm for a ViT.
         #[arg(long, value_enum)]
-        format: Option<FormatArg>,
+        format: Option<ExportFormat>,
     },
     /// Plot linear top-1 against wall time for run directories (their `summary.json`).
     PlotResults {
@@ -172,10 +172,6 @@ fn main() -> Result<()> {
             embed(&checkpoint, split, &out, &overrides)
         }
         Command::Export { checkpoint, out, format } => {
-            let format = format.map(|f| match f {
-                FormatArg::Torchvision => ExportFormat::Torchvision,
-                FormatArg::Timm => ExportFormat::Timm,
-            });
             let n = ssl_train::export::export_backbone(&checkpoint, &out, format)
                 .with_context(|| format!("exporting {}", checkpoint.display()))?;
             println!("{n} backbone tensors (no classifier): {}", out.display());
@@ -183,13 +179,6 @@ fn main() -> Result<()> {
         }
         Command::PlotResults { runs, out } => results_cmd::run(&runs, &out),
     }
-}
-
-/// `ssl export --format`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum FormatArg {
-    Torchvision,
-    Timm,
 }
 
 /// A split of a dataset on the command line.
