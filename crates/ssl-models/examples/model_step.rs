@@ -5,9 +5,8 @@
 //! f32 (and ResNet-50 at 224 px, channels-last, on CUDA only); bf16 rows only on CUDA or a CPU with native bf16 (elsewhere it is a 10× slow path).
 //! Prints one JSON line per row with `ours_img_s`.
 
-use std::time::Instant;
-
 use ssl_models::{BackboneConfig, CpuFeatures, Precision, ResNetConfig, VitConfig};
+use ssl_testutil::median_ms;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
@@ -40,18 +39,7 @@ fn row(
             tch::Cuda::synchronize(i as i64);
         }
     };
-    for _ in 0..WARMUP {
-        step();
-    }
-    let mut ms: Vec<f64> = (0..RUNS)
-        .map(|_| {
-            let start = Instant::now();
-            step();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    ms.sort_by(f64::total_cmp);
-    let img_s = BATCH as f64 / ms[RUNS / 2] * 1e3;
+    let img_s = BATCH as f64 / median_ms(WARMUP, RUNS, step) * 1e3;
     let dev = if device.is_cuda() { "cuda" } else { "cpu" };
     println!(
         "{{\"model\": \"{model}\", \"size\": {size}, \"batch\": {BATCH}, \"precision\": \

@@ -11,10 +11,13 @@
 //! - [`seed_global_rng`]: the one lock on libtorch's global generator, taken by every test
 //!   that seeds it.
 //! - [`ScratchDir`]: a temporary directory for tests that write files, removed on drop.
+//! - [`median_ms`]: the clock of the examples that time a step for `cargo xtask bench-*`.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+mod clock;
 mod scratch;
+pub use clock::median_ms;
 pub use scratch::ScratchDir;
 
 use tch::{Kind, Tensor};

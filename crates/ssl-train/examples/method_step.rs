@@ -6,32 +6,15 @@
 //! Prints one JSON line per method: `method`, `device`, `batch`, `ours_step_ms` (median of 10
 //! steps after 3), `ema_ms`, `queue_ms` (MoCo v2 and BYOL rows only).
 
-use std::time::Instant;
-
 use serde_json::json;
 use ssl_moco::{BufferRule, FeatureQueue, MomentumEncoder};
+use ssl_testutil::median_ms;
 use ssl_train::config::{self, MethodConfig};
 use ssl_train::{build_model, Batch, Encoder, Optimizer, StepContext};
 use tch::{Device, Kind, Tensor};
 
 const WARMUP: usize = 3;
 const RUNS: usize = 10;
-
-/// The median wall time of `f` in milliseconds, after [`WARMUP`] untimed calls.
-fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
-    for _ in 0..WARMUP {
-        f();
-    }
-    let mut t: Vec<f64> = (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            start.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
 
 fn main() -> anyhow::Result<()> {
     let device = Device::Cpu;
@@ -48,7 +31,7 @@ fn main() -> anyhow::Result<()> {
         let views: Vec<Tensor> =
             (0..2).map(|_| Tensor::rand([b, 1, h, w], (Kind::Float, device))).collect();
         let ctx = StepContext { step: 100, total: 1000, epoch: 0 };
-        let step_ms = median_ms(RUNS, || {
+        let step_ms = median_ms(WARMUP, RUNS, || {
             let out = method.step(&Batch::unlabelled(&views), &ctx).expect("step");
             opt.backward_step(&out.loss, o.lr * 0.5);
             method.after_step(&ctx).expect("after_step");
@@ -65,13 +48,13 @@ fn main() -> anyhow::Result<()> {
             let build = |p: &tch::nn::Path| Encoder::new(p, &cfg.model.backbone, &head);
             let _net = build(&online.root())?;
             let target = MomentumEncoder::new(&online, BufferRule::Own, build)?;
-            ema_ms = Some(median_ms(RUNS * 5, || target.update(0.99).expect("update")));
+            ema_ms = Some(median_ms(WARMUP, RUNS * 5, || target.update(0.99).expect("update")));
         }
         if let MethodConfig::Mocov2(m) = &cfg.method {
             let d = m.head.output_dim;
             let mut queue = FeatureQueue::new(m.queue_size, d, Kind::Float, device)?;
             let keys = Tensor::randn([b, d], (Kind::Float, device));
-            queue_ms = Some(median_ms(RUNS * 5, || {
+            queue_ms = Some(median_ms(WARMUP, RUNS * 5, || {
                 queue.enqueue(&keys).expect("enqueue");
                 let _ = queue.negatives();
             }));
