@@ -9,9 +9,9 @@ use common::{add_in_place, tiny};
 use std::collections::HashMap;
 
 use ssl_testutil::ScratchDir;
-use ssl_train::build_model;
 use ssl_train::export::{export_backbone, ExportFormat};
 use ssl_train::run_dir::{RunDir, CHECKPOINT};
+use ssl_train::{build_model, Config, Method};
 use tch::{Device, Kind, Tensor};
 
 const RESNET18: [&str; 4] = [
@@ -21,15 +21,30 @@ const RESNET18: [&str; 4] = [
     "model.backbone.stem=image_net",
 ];
 
+/// A run directory named `name` holding `cfg` and a checkpoint of its freshly built model with
+/// each `(variable, δ)` of `nudges` added first (off the seeded init, so that a checkpoint that
+/// did not reach the export shows); the model and its variables.
+fn checkpointed(
+    cfg: &Config,
+    name: &str,
+    nudges: &[(&str, f64)],
+) -> (ScratchDir, HashMap<String, Tensor>, Box<dyn Method>) {
+    let dir = ScratchDir::new(name);
+    let run = RunDir::create(&dir, cfg).unwrap();
+    let (vs, model) = build_model(cfg, Device::Cpu).unwrap();
+    let vars = vs.variables();
+    for (name, delta) in nudges {
+        add_in_place(&vars, name, *delta);
+    }
+    run.save_checkpoint(&vs).unwrap();
+    (dir, vars, model)
+}
+
 #[test]
 fn a_resnet18_exports_torchvisions_keys_but_fc_with_the_checkpoints_values() {
     let cfg = tiny("simclr-fmnist.yaml", &RESNET18);
-    let dir = ScratchDir::new("export");
-    let run = RunDir::create(&dir, &cfg).unwrap();
-    let (vs, _model) = build_model(&cfg, Device::Cpu).unwrap();
-    let vars = vs.variables();
-    add_in_place(&vars, "backbone.layer3.1.conv2.weight", 0.5);
-    run.save_checkpoint(&vs).unwrap();
+    let (dir, vars, _model) =
+        checkpointed(&cfg, "export", &[("backbone.layer3.1.conv2.weight", 0.5)]);
 
     let out = dir.join("backbone.safetensors");
     assert_eq!(export_backbone(&dir.join(CHECKPOINT), &out, None).unwrap(), 120);
@@ -48,11 +63,8 @@ fn a_resnet18_exports_torchvisions_keys_but_fc_with_the_checkpoints_values() {
 
 #[test]
 fn a_checkpoint_of_another_backbone_is_an_error_naming_it() {
-    let cfg = tiny("simclr-fmnist.yaml", &[]);
-    let dir = ScratchDir::new("export-mismatch");
-    let run = RunDir::create(&dir, &cfg).unwrap();
-    let (vs, _model) = build_model(&cfg, Device::Cpu).unwrap();
-    run.save_checkpoint(&vs).unwrap();
+    let (dir, _vars, _model) =
+        checkpointed(&tiny("simclr-fmnist.yaml", &[]), "export-mismatch", &[]);
     // The config beside it now describes a 4-stage network: layer4 is missing from the file.
     RunDir::create(&dir, &tiny("simclr-fmnist.yaml", &["model.backbone.layers=[1, 1, 1, 1]"]))
         .unwrap();
@@ -84,14 +96,10 @@ fn the_export_loads_strictly_into_torchvision_resnet18_and_computes_our_features
         return;
     };
     let _rng = ssl_testutil::seed_global_rng(0);
+    let nudges =
+        [("backbone.layer1.0.bn1.running_mean", 0.3), ("backbone.layer4.1.conv2.weight", 0.01)];
     let cfg = tiny("simclr-fmnist.yaml", &RESNET18);
-    let dir = ScratchDir::new("export-torchvision");
-    let run = RunDir::create(&dir, &cfg).unwrap();
-    let (vs, model) = build_model(&cfg, Device::Cpu).unwrap();
-    let vars = vs.variables();
-    add_in_place(&vars, "backbone.layer1.0.bn1.running_mean", 0.3);
-    add_in_place(&vars, "backbone.layer4.1.conv2.weight", 0.01);
-    run.save_checkpoint(&vs).unwrap();
+    let (dir, _vars, model) = checkpointed(&cfg, "export-torchvision", &nudges);
     let out = dir.join("backbone.safetensors");
     export_backbone(&dir.join(CHECKPOINT), &out, None).unwrap();
 
@@ -119,10 +127,7 @@ fn a_vit_exports_timms_names_and_refuses_torchvisions() {
         "simclr-fmnist.yaml",
         &[vit, "augment.crop.size=[12, 12]", "eval.resize={size: [12, 12], antialias: true}"],
     );
-    let dir = ScratchDir::new("export-vit");
-    let run = RunDir::create(&dir, &cfg).unwrap();
-    let (vs, _model) = build_model(&cfg, Device::Cpu).unwrap();
-    run.save_checkpoint(&vs).unwrap();
+    let (dir, _vars, _model) = checkpointed(&cfg, "export-vit", &[]);
     let out = dir.join("vit.safetensors");
     let err = export_backbone(&dir.join(CHECKPOINT), &out, Some(ExportFormat::Torchvision));
     assert!(err.unwrap_err().to_string().contains("--format timm"));
