@@ -238,6 +238,12 @@ impl EvalConfig {
     pub fn resize_op(&self) -> Option<Resize> {
         self.resize.map(|r| r.build().expect("eval.resize is checked by Config::validate"))
     }
+
+    /// `[height, width]` of the images a network sees in evaluation: `resize`'s size, else
+    /// Fashion-MNIST's native 28 px.
+    pub fn image_size(&self) -> [i64; 2] {
+        self.resize.map_or(NATIVE_SIZE, |r| r.size)
+    }
 }
 
 /// Checkpointing.
@@ -442,7 +448,7 @@ impl Config {
                 return invalid(key, format!("{:?}", view.crop.size), &reason);
             }
         }
-        let eval = self.eval.resize.map_or(NATIVE_SIZE, |r| r.size);
+        let eval = self.eval.image_size();
         if eval != want {
             return invalid("eval.resize", format!("{eval:?} (28 px when null)"), &reason);
         }

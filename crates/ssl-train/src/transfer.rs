@@ -53,8 +53,7 @@ impl TransferData {
         device: Device,
     ) -> Result<Scores> {
         let start = Instant::now();
-        let size = cfg.eval.resize.map_or([28, 28], |r| r.size);
-        let resize = ResizeConfig { size, antialias: false }.build()?;
+        let resize = ResizeConfig { size: cfg.eval.image_size(), antialias: false }.build()?;
         let train = extract_features(net, &self.train.0, 1024, Some(&resize), device);
         let test = extract_features(net, &self.test.0, 1024, Some(&resize), device);
         Ok(self.score(&train, &test, cfg, start))
