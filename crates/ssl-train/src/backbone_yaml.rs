@@ -16,9 +16,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use ssl_models::{BackboneConfig, Pool, PosEmbed, Precision, ResNetConfig, VitConfig};
 
-/// The ViT presets: name, D, heads (12 blocks, MLP ratio 4 each).
-const PRESETS: [(&str, i64, i64); 3] =
-    [("vit_tiny", 192, 3), ("vit_small", 384, 6), ("vit_base", 768, 12)];
+/// The ViT presets by name, built from (image size, patch size) by ssl-models.
+type Preset = fn(i64, i64) -> VitConfig;
+const PRESETS: [(&str, Preset); 3] =
+    [("vit_tiny", VitConfig::tiny), ("vit_small", VitConfig::small), ("vit_base", VitConfig::base)];
+
+/// A ViT's four sizes: D, heads, blocks, MLP ratio.
+fn sizes(c: &VitConfig) -> (i64, i64, i64, i64) {
+    (c.embed_dim, c.num_heads, c.depth, c.mlp_ratio)
+}
 
 /// `model.backbone` when it names a ViT.
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,14 +62,17 @@ fn cls() -> Pool {
 
 impl VitYaml {
     fn into_config(self) -> Result<VitConfig, String> {
-        let preset = PRESETS.iter().find(|(n, _, _)| *n == self.name);
+        let preset = PRESETS.iter().find(|(n, _)| *n == self.name);
         let (embed_dim, num_heads, depth, mlp_ratio) = match (preset, self.name.as_str()) {
-            (Some(&(_, d, h)), _) => (
-                self.embed_dim.unwrap_or(d),
-                self.num_heads.unwrap_or(h),
-                self.depth.unwrap_or(12),
-                self.mlp_ratio.unwrap_or(4),
-            ),
+            (Some((_, build)), _) => {
+                let (d, h, blocks, ratio) = sizes(&build(self.image_size, self.patch_size));
+                (
+                    self.embed_dim.unwrap_or(d),
+                    self.num_heads.unwrap_or(h),
+                    self.depth.unwrap_or(blocks),
+                    self.mlp_ratio.unwrap_or(ratio),
+                )
+            }
             (None, "vit") => {
                 let need = |v: Option<i64>, key: &str| {
                     v.ok_or_else(|| format!("`{key}` is required when `name` is `vit`"))
@@ -98,9 +107,8 @@ impl VitYaml {
     }
 
     fn from_config(c: &VitConfig) -> Self {
-        let preset = PRESETS
-            .iter()
-            .find(|&&(_, d, h)| (c.embed_dim, c.num_heads, c.depth, c.mlp_ratio) == (d, h, 12, 4));
+        let preset =
+            PRESETS.iter().find(|(_, build)| sizes(&build(c.image_size, c.patch_size)) == sizes(c));
         let explicit = |v| if preset.is_some() { None } else { Some(v) };
         Self {
             name: preset.map_or("vit", |p| p.0).to_string(),
@@ -122,26 +130,22 @@ impl VitYaml {
 /// Reads either form; errors name the key inside `model.backbone`.
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BackboneConfig, D::Error> {
     let mut value = Value::deserialize(d)?;
-    let name = value.get("name").cloned();
     let located = |e: serde_path_to_error::Error<serde_json::Error>| {
         D::Error::custom(format!("`{}`: {}", e.path(), e.inner()))
     };
-    match name {
-        None => {
-            Ok(BackboneConfig::ResNet(serde_path_to_error::deserialize(value).map_err(located)?))
+    let resnet = match value.get("name") {
+        None => true,
+        Some(name) => name == "resnet",
+    };
+    if resnet {
+        if let Some(map) = value.as_object_mut() {
+            map.remove("name");
         }
-        Some(Value::String(n)) if n == "resnet" => {
-            if let Some(map) = value.as_object_mut() {
-                map.remove("name");
-            }
-            let c: ResNetConfig = serde_path_to_error::deserialize(value).map_err(located)?;
-            Ok(BackboneConfig::ResNet(c))
-        }
-        Some(_) => {
-            let y: VitYaml = serde_path_to_error::deserialize(value).map_err(located)?;
-            Ok(BackboneConfig::Vit(y.into_config().map_err(D::Error::custom)?))
-        }
+        let c: ResNetConfig = serde_path_to_error::deserialize(value).map_err(located)?;
+        return Ok(BackboneConfig::ResNet(c));
     }
+    let y: VitYaml = serde_path_to_error::deserialize(value).map_err(located)?;
+    Ok(BackboneConfig::Vit(y.into_config().map_err(D::Error::custom)?))
 }
 
 /// Writes a ResNet's keys as they always were, a ViT with its `name`.
