@@ -19,7 +19,7 @@ use crate::setup::Env;
 use crate::shell::workspace_root;
 
 /// Rounds of both sides, alternating.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// What identifies a row.
 const KEY: [&str; 6] = ["model", "size", "batch", "precision", "layout", "device"];
 
