@@ -70,6 +70,15 @@ pub enum DataError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A file whose length or contents do not fit its format (a truncated CIFAR or STL-10
+    /// file, a label out of range).
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A loader setting is out of range.
     #[error("invalid loader config: {field} {reason}")]
     Loader {

@@ -59,18 +59,27 @@ impl IdxImages {
         Ok(Self { pixels: img.data, len, height, width, labels })
     }
 
-    /// Fashion-MNIST (or MNIST) from `dir` as the Debian package and the original release lay it
-    /// out: `{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`.
+    /// Fashion-MNIST (or MNIST, or any set named the same way) from `dir` as the Debian
+    /// package and the original releases lay it out:
+    /// `{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`, or the same names without `.gz`
+    /// when only those exist (the files unpacked).
     ///
     /// # Errors
-    /// As [`IdxImages::from_files`].
+    /// As [`IdxImages::from_files`] (a missing file is named with its `.gz`).
     pub fn fashion_mnist(dir: impl AsRef<Path>, split: Split) -> Result<Self> {
         let prefix = match split {
             Split::Train => "train",
             Split::Test => "t10k",
         };
-        let file =
-            |kind: &str| -> PathBuf { dir.as_ref().join(format!("{prefix}-{kind}-ubyte.gz")) };
+        let file = |kind: &str| -> PathBuf {
+            let gz = dir.as_ref().join(format!("{prefix}-{kind}-ubyte.gz"));
+            let raw = gz.with_extension("");
+            if !gz.exists() && raw.exists() {
+                raw
+            } else {
+                gz
+            }
+        };
         Self::from_files(&file("images-idx3"), Some(&file("labels-idx1")))
     }
 

@@ -24,12 +24,21 @@ pub struct ImageFolderConfig {
     pub scale: [f64; 2],
     /// Range of the crop's aspect ratio w / h, sampled log-uniformly.
     pub ratio: [f64; 2],
+    /// 3: RGB (a grayscale file's gray repeated); 1: grayscale, PIL's `convert("L")` luma
+    /// (ITU-R 601: 0.299 R + 0.587 G + 0.114 B).
+    pub channels: usize,
 }
 
 impl Default for ImageFolderConfig {
     /// torchvision's `RandomResizedCrop(224)` defaults.
     fn default() -> Self {
-        Self { size: [224, 224], random_crop: true, scale: [0.08, 1.0], ratio: [0.75, 4.0 / 3.0] }
+        Self {
+            size: [224, 224],
+            random_crop: true,
+            scale: [0.08, 1.0],
+            ratio: [0.75, 4.0 / 3.0],
+            channels: 3,
+        }
     }
 }
 
@@ -104,6 +113,12 @@ impl ImageFolder {
         if cfg.size.contains(&0) {
             return Err(bad("ImageFolderConfig.size must have two sides ≥ 1"));
         }
+        if !matches!(cfg.channels, 1 | 3) {
+            return Err(bad(&format!(
+                "ImageFolderConfig.channels is {}, not 1 or 3",
+                cfg.channels
+            )));
+        }
         let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(|e| io_error(dir, e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -164,6 +179,13 @@ impl ImageFolder {
     }
 }
 
+/// PIL's `convert("L")`: `(19595 R + 38470 G + 7471 B + 2¹⁵) >> 16`, ITU-R 601 luma in
+/// 16-bit fixed point, rounded.
+fn luma(px: &[u8]) -> u8 {
+    let [r, g, b] = [px[0], px[1], px[2]].map(u32::from);
+    ((19595 * r + 38470 * g + 7471 * b + 0x8000) >> 16) as u8
+}
+
 /// The panic of a read that fails, naming the file.
 fn die(path: &Path, what: &str, e: impl std::fmt::Display) -> ! {
     panic!("ImageFolder: {what} {}: {e}", path.display())
@@ -212,7 +234,7 @@ impl Dataset for ImageFolder {
     }
 
     fn image_shape(&self) -> [usize; 3] {
-        [3, self.cfg.size[0], self.cfg.size[1]]
+        [self.cfg.channels, self.cfg.size[0], self.cfg.size[1]]
     }
 
     fn read_image(&self, index: usize, out: &mut [u8]) {
@@ -237,11 +259,15 @@ impl Dataset for ImageFolder {
             .unwrap_or_else(|e| die(path, "allocating the output of", e));
         kornia_imgproc::resize::resize_fast_rgb(&boxed, &mut resized, InterpolationMode::Bilinear)
             .unwrap_or_else(|e| die(path, "resizing", e));
-        // HWC interleaved → CHW planes.
+        // HWC interleaved → CHW planes (or one luma plane).
         let plane = oh * ow;
         for (p, px) in resized.as_slice().chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                out[c * plane + p] = px[c];
+            if self.cfg.channels == 1 {
+                out[p] = luma(px);
+            } else {
+                for c in 0..3 {
+                    out[c * plane + p] = px[c];
+                }
             }
         }
     }
@@ -302,6 +328,29 @@ mod tests {
         assert_eq!(&out[..20], &red[..]);
         assert_eq!(&out[20..40], &green[..]);
         assert!(out[40..].iter().all(|&b| b == 70));
+    }
+
+    #[test]
+    fn one_channel_is_pils_luma() {
+        let dir = temp_dir("gray");
+        write_png(&dir.join("a.png"), 3, 3);
+        let cfg = ImageFolderConfig {
+            size: [3, 3],
+            random_crop: false,
+            channels: 1,
+            ..Default::default()
+        };
+        let set = ImageFolder::open(&dir, cfg).unwrap();
+        assert_eq!(set.image_shape(), [1, 3, 3]);
+        let mut out = vec![0u8; 9];
+        set.read_image(0, &mut out);
+        // Pixel (x 1, y 2) = (10, 20, 70): 0.299·10 + 0.587·20 + 0.114·70 = 22.71 → 23.
+        assert_eq!(out[2 * 3 + 1], 23);
+        // (0, 0, 70): 7.98 → 8; (20, 20, 70): 25.7 → 26.
+        assert_eq!((out[0], out[2 * 3 + 2]), (8, 26));
+        assert_eq!(luma(&[200, 200, 200]), 200, "a gray pixel keeps its value");
+        let err = ImageFolder::open(&dir, ImageFolderConfig { channels: 2, ..cfg }).unwrap_err();
+        assert!(err.to_string().contains("channels is 2"), "{err}");
     }
 
     #[test]

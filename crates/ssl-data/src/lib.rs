@@ -5,6 +5,9 @@
 //! - [`IdxImages`]: an image file plus its optional label file, checked against each other.
 //! - [`Dataset`]: random access to images (labels optional); [`Loader`]: seeded epoch orders,
 //!   batches assembled on worker threads and handed over through bounded crossbeam channels.
+//! - [`Cifar`]: CIFAR-10 / CIFAR-100 binary files; [`read_stl10`]: STL-10's binary files;
+//!   both give an [`ImageArray`] (fixed-size images in memory, labels optional).
+//! - [`ImageFolder`]: JPEG / PNG files of any size, labelled by sub-folder or flat.
 //! - [`Subset`]: a contiguous range of another dataset (pre-training without a held-out tail).
 //! - [`Digits`]: scikit-learn's 8 × 8 handwritten digits (`digits.csv.gz`), for transfer.
 //!
@@ -17,20 +20,27 @@
 //! # Ok::<(), ssl_data::DataError>(())
 //! ```
 
+mod cifar;
 mod dataset;
 mod digits;
 mod error;
 mod idx;
 mod idx_images;
+mod image_array;
 mod image_folder;
 mod loader;
+mod records;
+mod stl10;
 mod subset;
 
+pub use cifar::Cifar;
 pub use dataset::Dataset;
 pub use digits::{Digits, DIGIT_SIDE};
 pub use error::{DataError, Result};
 pub use idx::{encode_idx, parse_idx, read_idx, IdxArray};
 pub use idx_images::{IdxImages, Split};
+pub use image_array::ImageArray;
 pub use image_folder::{ImageFolder, ImageFolderConfig};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
+pub use stl10::{read_stl10, Stl10Split};
 pub use subset::Subset;

@@ -48,12 +48,12 @@ pub struct Batch {
 /// bounded channel, so the batches come in the same order for any number of workers, and the
 /// consumer only waits when no batch is ready ([`EpochBatches::waited`] reports how long).
 #[derive(Debug)]
-pub struct Loader<D> {
+pub struct Loader<D: ?Sized> {
     dataset: Arc<D>,
     cfg: LoaderConfig,
 }
 
-impl<D: Dataset + 'static> Loader<D> {
+impl<D: Dataset + ?Sized + 'static> Loader<D> {
     /// A loader over `dataset`.
     ///
     /// # Errors
@@ -93,6 +93,27 @@ impl<D: Dataset + 'static> Loader<D> {
         order
     }
 
+    /// Every image in index order as one uint8 tensor `[N, C, H, W]`, with the labels `[N]`
+    /// when every image has one: epoch 0's batches, read by the workers (an image folder's
+    /// decoding in parallel) and joined. Meant for a loader without `shuffle`, whose order
+    /// is the index order.
+    ///
+    /// # Panics
+    /// When `shuffle` is set (the rows would not be in index order).
+    pub fn read_all(&self) -> (Tensor, Option<Tensor>) {
+        assert!(!self.cfg.shuffle, "Loader::read_all reads in index order: set shuffle: false");
+        let (mut images, mut labels, mut labelled) = (Vec::new(), Vec::new(), true);
+        for batch in self.epoch(0) {
+            images.push(batch.images);
+            match batch.labels {
+                Some(l) => labels.push(l),
+                None => labelled = false,
+            }
+        }
+        let labels = (labelled && !labels.is_empty()).then(|| Tensor::cat(&labels, 0)); // [N]
+        (Tensor::cat(&images, 0), labels) // [N, C, H, W]
+    }
+
     /// Starts the workers for epoch `epoch` and returns its batches in order.
     pub fn epoch(&self, epoch: u64) -> EpochBatches {
         let order = Arc::new(self.order(epoch));
@@ -120,7 +141,7 @@ impl<D: Dataset + 'static> Loader<D> {
 }
 
 /// Reads the images of `indices` (image `i` with the stream `mix(epoch_seed, i)`).
-fn assemble(dataset: &dyn Dataset, indices: Vec<usize>, epoch_seed: u64) -> Batch {
+fn assemble<D: Dataset + ?Sized>(dataset: &D, indices: Vec<usize>, epoch_seed: u64) -> Batch {
     let [c, h, w] = dataset.image_shape();
     let size = c * h * w;
     let mut pixels = vec![0u8; indices.len() * size];

@@ -8,12 +8,12 @@ use crate::{DataError, Dataset, Result};
 
 /// Images `range` of `inner`, re-indexed from 0.
 #[derive(Debug)]
-pub struct Subset<D> {
+pub struct Subset<D: ?Sized> {
     inner: Arc<D>,
     range: Range<usize>,
 }
 
-impl<D: Dataset> Subset<D> {
+impl<D: Dataset + ?Sized> Subset<D> {
     /// The images `range` of `inner`.
     ///
     /// # Errors
@@ -29,7 +29,7 @@ impl<D: Dataset> Subset<D> {
     }
 }
 
-impl<D: Dataset> Dataset for Subset<D> {
+impl<D: Dataset + ?Sized> Dataset for Subset<D> {
     fn len(&self) -> usize {
         self.range.len()
     }

@@ -85,6 +85,14 @@ impl BackboneConfig {
         }
     }
 
+    /// The channels of the images the backbone takes.
+    pub fn in_channels(&self) -> i64 {
+        match self {
+            BackboneConfig::ResNet(c) => c.in_channels,
+            BackboneConfig::Vit(c) => c.in_channels,
+        }
+    }
+
     /// The activations' number format.
     pub fn precision(&self) -> Precision {
         match self {

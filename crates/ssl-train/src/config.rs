@@ -11,6 +11,7 @@ use ssl_aug::{Compose, Resize, ResizeConfig, ViewConfig};
 use ssl_models::{BackboneConfig, Precision, ProjectionHead, ProjectionHeadConfig};
 use tch::nn;
 
+use crate::data_source::{DataFormat, SourceConfig};
 use crate::error::invalid;
 use crate::eval::{KnnConfig, LinearProbeConfig};
 pub use crate::methods::{
@@ -48,18 +49,44 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
 }
 
-/// Data settings.
+/// Data settings: the source of the pre-training images (the keys of [`SourceConfig`]) and
+/// how they are batched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// The Fashion-MNIST directory (IDX files, gzip).
+    /// `idx` (the default), `cifar10`, `cifar100`, `stl10` or `image_folder`.
+    #[serde(default)]
+    pub format: DataFormat,
+    /// The directory of the files (Fashion-MNIST's IDX files, gzip, for the shipped configs).
     pub dir: PathBuf,
+    /// `image_folder` only: the labelled test images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_dir: Option<PathBuf>,
+    /// The images' side (required for `image_folder`; see [`SourceConfig::image_size`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<i64>,
+    /// `image_folder` only: 3 (RGB, the default) or 1 (grayscale).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<i64>,
     /// Images per batch, N; each gives two views, so the loss sees 2N.
     pub batch_size: i64,
     /// Loader threads assembling batches.
     pub workers: usize,
     /// Batches each loader thread may prepare ahead.
     pub prefetch: usize,
+}
+
+impl DataConfig {
+    /// The source keys alone.
+    pub fn source(&self) -> SourceConfig {
+        SourceConfig {
+            format: self.format,
+            dir: self.dir.clone(),
+            test_dir: self.test_dir.clone(),
+            image_size: self.image_size,
+            channels: self.channels,
+        }
+    }
 }
 
 /// The backbone f, whose pooled features evaluation scores; the heads are the method's.
@@ -220,10 +247,15 @@ pub struct EvalConfig {
     #[serde(default)]
     pub validation: bool,
     /// Optional resize of the images before a network sees them in evaluation (kNN monitor,
-    /// kNN and linear probe, random init included); `null` keeps the native 28 px. Raw pixels
-    /// are never resized.
+    /// kNN and linear probe, random init included); `null` keeps the images' own size. Raw
+    /// pixels are never resized.
     #[serde(default)]
     pub resize: Option<ResizeConfig>,
+    /// The labelled images evaluation (and the kNN monitor and online probe) uses, with the
+    /// keys of `data`'s source (`format`, `dir`, …); `null`: `data`'s own. Needed when `data`
+    /// is unlabelled (an image folder without class sub-folders).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<SourceConfig>,
 }
 
 fn yes() -> bool {
@@ -237,12 +269,6 @@ impl EvalConfig {
     /// When `resize` is invalid, which [`Config::validate`] rules out.
     pub fn resize_op(&self) -> Option<Resize> {
         self.resize.map(|r| r.build().expect("eval.resize is checked by Config::validate"))
-    }
-
-    /// `[height, width]` of the images a network sees in evaluation: `resize`'s size, else
-    /// Fashion-MNIST's native 28 px.
-    pub fn image_size(&self) -> [i64; 2] {
-        self.resize.map_or(NATIVE_SIZE, |r| r.size)
     }
 }
 
@@ -308,6 +334,27 @@ impl TrainConfig {
 }
 
 impl Config {
+    /// The labelled source of evaluation and its key: `eval.data`, else `data`'s.
+    pub fn eval_source(&self) -> (SourceConfig, &'static str) {
+        match &self.eval.data {
+            Some(s) => (s.clone(), "eval.data"),
+            None => (self.data.source(), "data"),
+        }
+    }
+
+    /// Whether pre-training reads evaluation's training images (the same source, not
+    /// STL-10's unlabelled part): then a held-out tail for `--validation` is cut from both.
+    pub fn pretrains_on_eval_train(&self) -> bool {
+        self.eval.data.as_ref().is_none_or(|s| *s == self.data.source())
+            && self.data.source().pretrains_on_train()
+    }
+
+    /// `[height, width]` of the images a network sees in evaluation: `eval.resize`'s size,
+    /// else the evaluation source's own.
+    pub fn eval_image_size(&self) -> [i64; 2] {
+        self.eval.resize.map_or(self.eval_source().0.image_size(), |r| r.size)
+    }
+
     /// The second view's augmentations: `augment_view2`, or `augment`.
     pub fn view2(&self) -> &ViewConfig {
         self.augment_view2.as_ref().unwrap_or(&self.augment)
@@ -327,6 +374,21 @@ impl Config {
     /// # Errors
     /// [`TrainError::Invalid`] naming the dotted key, or the leaf crates' config errors.
     pub fn validate(&self) -> Result<()> {
+        self.data.source().validate("data")?;
+        if let Some(e) = &self.eval.data {
+            e.validate("eval.data")?;
+        }
+        let want = self.model.backbone.in_channels();
+        for (source, key) in [(self.data.source(), "data"), self.eval_source()] {
+            if source.channels() != want {
+                let reason = format!(
+                    "must be {key}'s channels, {} ({:?} images)",
+                    source.channels(),
+                    source.format
+                );
+                return invalid("model.backbone.in_channels", want, &reason);
+            }
+        }
         if self.data.batch_size < 2 {
             return invalid("data.batch_size", self.data.batch_size.to_string(), "must be ≥ 2");
         }
@@ -448,16 +510,14 @@ impl Config {
                 return invalid(key, format!("{:?}", view.crop.size), &reason);
             }
         }
-        let eval = self.eval.image_size();
+        let eval = self.eval_image_size();
         if eval != want {
-            return invalid("eval.resize", format!("{eval:?} (28 px when null)"), &reason);
+            let value = format!("{eval:?} (the evaluation images' size when null)");
+            return invalid("eval.resize", value, &reason);
         }
         Ok(())
     }
 }
-
-/// Fashion-MNIST's image size, what evaluation sees without `eval.resize`.
-const NATIVE_SIZE: [i64; 2] = [28, 28];
 
 /// Reads the YAML at `path`, applies `overrides` (`dotted.key=value`), deserialises and
 /// validates it.

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use ssl_data::{IdxImages, Split};
+use ssl_data::Split;
 use tch::{Device, Kind, Tensor};
 
+use crate::data_source::Part;
 use crate::eval::extract_features;
 use crate::run_dir::{checkpoint_config, write_safetensors};
 use crate::{load_checkpoint, set_eval_precision, Result};
@@ -38,8 +39,8 @@ impl Embedding {
 }
 
 /// The frozen backbone of `checkpoint` (its run's `config.yaml` beside it, with `overrides`)
-/// on the `split` of the run's Fashion-MNIST directory, exactly as evaluation sees it: eval
-/// mode, `eval.resize`, `eval.precision`.
+/// on the `split` of the run's evaluation source ([`crate::Config::eval_source`]), exactly as
+/// evaluation sees it: eval mode, `eval.resize`, `eval.precision`.
 ///
 /// # Errors
 /// The config's, the checkpoint's (naming the file) and the data's errors.
@@ -52,12 +53,13 @@ pub fn embed_checkpoint(
     let cfg = checkpoint_config(checkpoint, overrides)?;
     let (_vs, mut model) = load_checkpoint(checkpoint, &cfg, device)?;
     set_eval_precision(model.as_mut(), &cfg);
-    let set = IdxImages::fashion_mnist(&cfg.data.dir, split)?;
+    let (source, key) = cfg.eval_source();
+    let part = match split {
+        Split::Train => Part::Train,
+        Split::Test => Part::Test,
+    };
+    let (images, labels) = source.load(part, key, cfg.data.workers)?;
     let resize = cfg.eval.resize_op();
-    let features =
-        extract_features(model.backbone(), &set.to_tensor(), CHUNK, resize.as_ref(), device);
-    Ok(Embedding {
-        features: features.to_kind(Kind::Float).to_device(Device::Cpu),
-        labels: set.labels_tensor(),
-    })
+    let features = extract_features(model.backbone(), &images, CHUNK, resize.as_ref(), device);
+    Ok(Embedding { features: features.to_kind(Kind::Float).to_device(Device::Cpu), labels })
 }

@@ -3,18 +3,21 @@
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use ssl_data::{IdxImages, Split};
 use tch::nn::ModuleT;
 use tch::{Device, Tensor};
 
+use crate::data_source::Part;
 use crate::eval::{
     extract_features, knn_top1, linear_probe, pixels_as_features, KnnConfig, LinearProbeReport,
 };
 use crate::method::Method;
 use crate::{Config, Result};
 
-/// Fashion-MNIST's classes.
-pub(crate) const CLASSES: i64 = 10;
+/// The number of classes labels `0..K` name: the largest label in `labels` plus one.
+pub fn class_count(labels: &[&Tensor]) -> i64 {
+    let top = labels.iter().filter(|l| l.numel() > 0).map(|l| l.max().int64_value(&[]));
+    top.max().map_or(0, |m| m + 1)
+}
 
 /// How many of `n` images the held-out tail of `fraction` holds: `round(n · fraction)`, at
 /// least 1 and at most `n − 1`.
@@ -122,19 +125,18 @@ pub struct EvalData {
 }
 
 impl EvalData {
-    /// Loads both splits of Fashion-MNIST from `cfg.data.dir`, labels included; with
-    /// `cfg.eval.validation`, only the training split, held out as [`EvalData::validation`]
-    /// does (the test file is not even opened).
+    /// Loads the labelled training and test images of the evaluation source
+    /// ([`Config::eval_source`]: `eval.data`, else `data`); with `cfg.eval.validation`, only
+    /// the training images, held out as [`EvalData::validation`] does (the test files are not
+    /// even opened).
     ///
     /// # Errors
-    /// [`ssl_data::DataError`] naming the file.
+    /// [`ssl_data::DataError`] naming the file, or [`crate::TrainError::Invalid`] naming the
+    /// source's key when its images have no labels.
     pub fn load(cfg: &Config) -> Result<Self> {
-        let load = |split| -> Result<(Tensor, Tensor)> {
-            let set = IdxImages::fashion_mnist(&cfg.data.dir, split)?;
-            let labels = set.labels_tensor().expect("fashion_mnist always reads the label file");
-            Ok((set.to_tensor(), labels))
-        };
-        let (train_images, train_labels) = load(Split::Train)?;
+        let (source, key) = cfg.eval_source();
+        let workers = cfg.data.workers;
+        let (train_images, train_labels) = source.load_labelled(Part::Train, key, workers)?;
         if cfg.eval.validation {
             let empty = Tensor::zeros([0], (tch::Kind::Int64, Device::Cpu));
             let data = Self {
@@ -145,7 +147,7 @@ impl EvalData {
             };
             return Ok(data.validation(cfg.eval.linear.val_fraction));
         }
-        let (test_images, test_labels) = load(Split::Test)?;
+        let (test_images, test_labels) = source.load_labelled(Part::Test, key, workers)?;
         Ok(Self { train_images, train_labels, test_images, test_labels })
     }
 
@@ -232,7 +234,7 @@ impl EvalData {
 }
 
 /// kNN (with `knn`) and the linear probe of `cfg.eval.linear` on labelled features `(x, y)`:
-/// the one scoring path of Fashion-MNIST's evaluation and of transfer (both have 10 classes).
+/// the one scoring path of evaluation and of transfer, over the classes the labels name.
 pub(crate) fn score_labelled_features(
     train: (&Tensor, &Tensor),
     test: (&Tensor, &Tensor),
@@ -240,9 +242,10 @@ pub(crate) fn score_labelled_features(
     cfg: &Config,
     start: Instant,
 ) -> Scores {
-    let knn = knn_top1(train.0, train.1, test.0, test.1, CLASSES, knn);
+    let classes = class_count(&[train.1, test.1]);
+    let knn = knn_top1(train.0, train.1, test.0, test.1, classes, knn);
     let linear =
-        linear_probe(train.0, train.1, test.0, test.1, CLASSES, &cfg.eval.linear, cfg.seed);
+        linear_probe(train.0, train.1, test.0, test.1, classes, &cfg.eval.linear, cfg.seed);
     Scores {
         knn_top1: knn,
         linear_top1: linear.test_top1,

@@ -6,14 +6,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ssl_train::eval::linear_probe;
-use ssl_train::evaluate::EvalData;
+use ssl_train::evaluate::{class_count, EvalData};
 use ssl_train::finetune::{finetune, label_subset, FinetuneSettings};
 use ssl_train::run_dir::checkpoint_config;
 use ssl_train::{load_checkpoint, set_eval_precision};
 use tch::Device;
-
-/// Fashion-MNIST's classes.
-const CLASSES: i64 = 10;
 
 /// Loads the run's config beside `checkpoint`, scores the frozen probe, fine-tunes, and writes
 /// `finetune-<fraction>.json` (`finetune-<fraction>-validation.json` under `--validation`) into
@@ -42,20 +39,21 @@ pub(crate) fn run(
     let (train_f, test_f) = data.features(frozen.backbone(), &cfg, device);
     let ((_, train_y), (_, test_y)) = (data.train_split(), data.test_split());
     let probe = data.score_features(&train_f, &test_f, &cfg, Instant::now());
+    let classes = class_count(&[train_y, test_y]);
     // Like for like: the frozen probe trained on the same labelled subset fine-tuning draws.
-    let subset = label_subset(train_y, CLASSES, settings.label_fraction, cfg.seed)?;
+    let subset = label_subset(train_y, classes, settings.label_fraction, cfg.seed)?;
     let subset_probe = linear_probe(
         &train_f.index_select(0, &subset),
         &train_y.index_select(0, &subset),
         &test_f,
         test_y,
-        CLASSES,
+        classes,
         &cfg.eval.linear,
         cfg.seed,
     );
     drop(frozen);
 
-    let report = finetune(&load, data.train_split(), data.test_split(), CLASSES, settings, &cfg)?;
+    let report = finetune(&load, data.train_split(), data.test_split(), classes, settings, &cfg)?;
     let lr =
         if report.candidates.is_empty() { "given" } else { "chosen on held-out labelled images" };
     println!(

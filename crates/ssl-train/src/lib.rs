@@ -15,6 +15,7 @@ mod budget;
 mod byol;
 mod collapse;
 pub mod config;
+pub mod data_source;
 mod densecl;
 pub mod embed;
 mod encoder;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use ssl_aug::{aug_rng, Aug};
-use ssl_data::{IdxImages, Loader, LoaderConfig, Split, Subset};
+use ssl_data::{Loader, LoaderConfig, Subset};
 use ssl_models::CpuFeatures;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -16,7 +16,8 @@ use tch::{Device, Kind, Tensor};
 use crate::budget::{steps_within_budget, BudgetInputs};
 use crate::collapse::CollapseStats;
 use crate::config::Length;
-use crate::evaluate::{held_out_len, CLASSES};
+use crate::data_source::Part;
+use crate::evaluate::held_out_len;
 use crate::init_from::init_backbones;
 use crate::method::{Batch, Method, StepContext};
 use crate::monitor::Monitor;
@@ -178,7 +179,7 @@ pub fn held_out(cfg: &Config, train_images: usize) -> usize {
     held_out_len(train_images as i64, cfg.eval.linear.val_fraction) as usize
 }
 
-/// Pre-trains the method `cfg.method` names on the training split of `cfg.data.dir` (CPU, or
+/// Pre-trains the method `cfg.method` names on the pre-training images of `cfg.data` (CPU, or
 /// the first GPU), writing the resolved config, metrics and checkpoints into `run` when given.
 ///
 /// The backbone's precision is resolved for this machine first ([`ssl_models::Precision::resolve`]); a
@@ -216,10 +217,13 @@ pub fn train_with(
         run.write_config(&cfg)?;
     }
 
-    let train_set = Arc::new(IdxImages::fashion_mnist(&cfg.data.dir, Split::Train)?);
-    let n = train_set.len();
-    let pretrain = Subset::new(Arc::clone(&train_set), 0..n - held_out(&cfg, n))?;
-    let monitor = Monitor::new(&cfg, &train_set)?;
+    let source = cfg.data.source();
+    let images = source.open(Part::Pretrain, "data")?;
+    let n = images.len();
+    // A held-out tail of evaluation's training images stays out of pre-training too.
+    let cut = if cfg.pretrains_on_eval_train() { held_out(&cfg, n) } else { 0 };
+    let pretrain = Subset::new(images, 0..n - cut)?;
+    let monitor = Monitor::new(&cfg)?;
     let (vs, mut model) = build_seeded(&cfg, device, build)?;
     if let Some(path) = &cfg.model.init_from {
         let report = init_backbones(&vs, path)?;
@@ -232,7 +236,9 @@ pub fn train_with(
         );
     }
     let mut probe = match (&monitor, cfg.eval.online_probe) {
-        (Some(_), true) => Some(OnlineProbe::new(model.backbone().feature_dim(), CLASSES, device)?),
+        (Some(m), true) => {
+            Some(OnlineProbe::new(model.backbone().feature_dim(), m.classes(), device)?)
+        }
         _ => None,
     };
     let o = cfg.optim;

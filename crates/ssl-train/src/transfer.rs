@@ -42,7 +42,7 @@ impl TransferData {
     }
 
     /// Scores a frozen network: the 8 px digits are upsampled to the size Fashion-MNIST's
-    /// evaluation feeds it (`eval.resize`, else 28 px) and encoded in eval mode.
+    /// evaluation feeds it (`eval.resize`, else the evaluation images' size) and encoded in eval mode.
     ///
     /// # Errors
     /// An invalid resize setting.
@@ -53,7 +53,7 @@ impl TransferData {
         device: Device,
     ) -> Result<Scores> {
         let start = Instant::now();
-        let resize = ResizeConfig { size: cfg.eval.image_size(), antialias: false }.build()?;
+        let resize = ResizeConfig { size: cfg.eval_image_size(), antialias: false }.build()?;
         let train = extract_features(net, &self.train.0, 1024, Some(&resize), device);
         let test = extract_features(net, &self.test.0, 1024, Some(&resize), device);
         Ok(self.score(&train, &test, cfg, start))

@@ -14,7 +14,8 @@ use ssl_train::run_dir::{RunDir, CHECKPOINT};
 use ssl_train::{build_model, Config, Method};
 use tch::{Device, Kind, Tensor};
 
-const RESNET18: [&str; 4] = [
+const RESNET18: [&str; 5] = [
+    "data.format=cifar10", // RGB images (never read: the tests only build and export)
     "model.backbone.layers=[2, 2, 2, 2]",
     "model.backbone.width=64",
     "model.backbone.in_channels=3",
