@@ -116,9 +116,17 @@ impl<D: Dataset + ?Sized + 'static> Loader<D> {
 
     /// Starts the workers for epoch `epoch` and returns its batches in order.
     pub fn epoch(&self, epoch: u64) -> EpochBatches {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// [`Loader::epoch`] from batch `first` on (a resumed run): the same batches, with the
+    /// same images and streams, as the whole epoch's from `first` on, without reading the
+    /// ones before.
+    pub fn epoch_from(&self, epoch: u64, first: usize) -> EpochBatches {
         let order = Arc::new(self.order(epoch));
         let total = self.batches_per_epoch();
-        let workers = self.cfg.workers.min(total.max(1));
+        let first = first.min(total);
+        let workers = self.cfg.workers.min((total - first).max(1));
         let mut receivers = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for w in 0..workers {
@@ -127,7 +135,7 @@ impl<D: Dataset + ?Sized + 'static> Loader<D> {
                 (Arc::clone(&self.dataset), Arc::clone(&order), self.cfg.batch_size);
             let epoch_seed = mix(self.cfg.seed ^ 0x005E_ED1A_A6E5, epoch);
             handles.push(std::thread::spawn(move || {
-                for b in (w..total).step_by(workers) {
+                for b in (first + w..total).step_by(workers) {
                     let indices = order[b * bs..((b + 1) * bs).min(order.len())].to_vec();
                     if tx.send(assemble(dataset.as_ref(), indices, epoch_seed)).is_err() {
                         return; // The consumer stopped early.
@@ -136,7 +144,7 @@ impl<D: Dataset + ?Sized + 'static> Loader<D> {
             }));
             receivers.push(rx);
         }
-        EpochBatches { receivers, handles, next: 0, total, waited: Duration::ZERO }
+        EpochBatches { receivers, handles, first, next: first, total, waited: Duration::ZERO }
     }
 }
 
@@ -168,12 +176,19 @@ fn mix(seed: u64, epoch: u64) -> u64 {
 pub struct EpochBatches {
     receivers: Vec<Receiver<Batch>>,
     handles: Vec<JoinHandle<()>>,
+    /// The first batch read (0 unless resumed mid-epoch).
+    first: usize,
     next: usize,
     total: usize,
     waited: Duration,
 }
 
 impl EpochBatches {
+    /// The index of the first batch ([`Loader::epoch_from`]'s `first`).
+    pub fn first(&self) -> usize {
+        self.first
+    }
+
     /// Total time the consumer waited for a batch that was not ready yet.
     pub fn waited(&self) -> Duration {
         self.waited
@@ -187,7 +202,7 @@ impl Iterator for EpochBatches {
         if self.next == self.total {
             return None;
         }
-        let rx = &self.receivers[self.next % self.receivers.len()];
+        let rx = &self.receivers[(self.next - self.first) % self.receivers.len()];
         let batch = match rx.try_recv() {
             Ok(batch) => batch,
             Err(_) => {

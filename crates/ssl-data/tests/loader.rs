@@ -77,3 +77,16 @@ fn stopping_early_ends_the_workers_and_zero_sizes_are_errors() {
     let err = Loader::new(Arc::new(Numbered { n: 1, labelled: false }), cfg(0, 1, false, false));
     assert!(err.unwrap_err().to_string().contains("batch_size"));
 }
+
+#[test]
+fn an_epoch_from_a_batch_on_is_the_tail_of_the_whole_epoch() {
+    for workers in [1, 3] {
+        let l = loader(1000, false, cfg(64, workers, true, true));
+        let whole: Vec<Vec<usize>> = l.epoch(2).map(|b| b.indices).collect();
+        let tail: Vec<Vec<usize>> = l.epoch_from(2, 5).map(|b| b.indices).collect();
+        assert_eq!(tail, whole[5..], "{workers} workers");
+        assert_eq!(l.epoch_from(2, 15).count(), 0, "from the end: nothing");
+    }
+    let all = loader(10, false, cfg(4, 2, false, false)).read_all();
+    assert_eq!((decoded(&all.0), all.1.is_none()), ((0..10).collect(), true));
+}

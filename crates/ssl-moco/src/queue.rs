@@ -103,6 +103,34 @@ impl FeatureQueue {
     pub fn negatives(&self) -> Tensor {
         self.buf.shallow_clone()
     }
+
+    /// The write position and the count of real keys, `(ptr, real)`: with
+    /// [`FeatureQueue::negatives`], everything [`FeatureQueue::restore`] needs.
+    pub fn position(&self) -> (i64, i64) {
+        (self.ptr, self.real)
+    }
+
+    /// Sets the keys and the position saved from another queue of the same size (a resumed
+    /// run).
+    ///
+    /// # Errors
+    /// [`MocoError::KeyShape`] when `keys` is not `[K, D]`; [`MocoError::Invalid`] when the
+    /// position lies outside `0..K` (`real` in `0..=K`).
+    pub fn restore(&mut self, keys: &Tensor, ptr: i64, real: i64) -> Result<()> {
+        let (k, d) = (self.capacity(), self.buf.size()[1]);
+        if keys.size() != [k, d] {
+            return Err(MocoError::KeyShape { got: keys.size(), dim: d });
+        }
+        if !(0..k).contains(&ptr) || !(0..=k).contains(&real) {
+            return Err(MocoError::Invalid {
+                what: format!("queue position {ptr} with {real} real keys"),
+                reason: "must lie inside the queue",
+            });
+        }
+        tch::no_grad(|| self.buf.f_copy_(keys))?;
+        (self.ptr, self.real) = (ptr, real);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -146,6 +174,22 @@ mod tests {
         q.enqueue(&keys(&[8.0])).unwrap();
         assert_eq!(held(&q), [7.0, 8.0, 4.0, 5.0, 6.0]);
         assert_eq!(q.real_keys(), 5);
+    }
+
+    #[test]
+    fn a_restored_queue_continues_as_the_original() {
+        let mut a = FeatureQueue::new(5, 1, Kind::Float, Device::Cpu).unwrap();
+        a.enqueue(&keys(&[2.0, 3.0, 4.0])).unwrap();
+        let mut b = FeatureQueue::new(5, 1, Kind::Float, Device::Cpu).unwrap();
+        let (ptr, real) = a.position();
+        b.restore(&a.negatives(), ptr, real).unwrap();
+        for q in [&mut a, &mut b] {
+            q.enqueue(&keys(&[5.0, 6.0, 7.0])).unwrap();
+        }
+        assert_eq!(held(&b), [7.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!((held(&a), a.position()), (held(&b), b.position()));
+        assert!(b.restore(&Tensor::zeros([4, 1], (Kind::Float, Device::Cpu)), 0, 0).is_err());
+        assert!(b.restore(&a.negatives(), 5, 0).is_err());
     }
 
     #[test]

@@ -272,12 +272,35 @@ impl EvalConfig {
     }
 }
 
-/// Checkpointing.
+/// Checkpointing. A run with a run directory writes a resumable checkpoint
+/// (`checkpoints/step-N.safetensors`: model, momentum encoders, queues, optimiser, online probe,
+/// position; atomic, checksummed) at the end of every epoch and every `every_steps` steps, and
+/// the backbone's `checkpoint.safetensors` then and at the end; `ssl train --resume DIR`
+/// continues from the newest good one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CheckpointConfig {
-    /// Also write `checkpoint.safetensors` every this many steps (`null`: only at the end).
+    /// Also checkpoint every this many steps (`null`: at epoch ends and the end only).
     pub every_steps: Option<u64>,
+    /// Resumable checkpoints kept (the newest ones), ≥ 1; default 3.
+    #[serde(default = "three")]
+    pub keep: usize,
+}
+
+fn three() -> usize {
+    3
+}
+
+/// What a step whose loss or gradient is not finite does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NonFinitePolicy {
+    /// Stop the run with an error naming the step and the last good checkpoint (the default).
+    #[default]
+    Stop,
+    /// Skip the update (weights, optimiser and momentum encoders untouched), count it in the
+    /// summary, and go on with the next batch.
+    Skip,
 }
 
 /// Training length: exactly one of `epochs`, `steps` and `budget_minutes`.
@@ -303,6 +326,9 @@ pub struct TrainConfig {
     /// `null` trains the whole length.
     #[serde(default)]
     pub max_steps: Option<u64>,
+    /// A non-finite loss or gradient: `stop` (the default) or `skip` the step.
+    #[serde(default)]
+    pub on_non_finite: NonFinitePolicy,
 }
 
 /// How long a run trains, from [`TrainConfig`].
@@ -375,6 +401,9 @@ impl Config {
     /// [`TrainError::Invalid`] naming the dotted key, or the leaf crates' config errors.
     pub fn validate(&self) -> Result<()> {
         self.data.source().validate("data")?;
+        if self.checkpoint.keep < 1 {
+            return invalid("checkpoint.keep", self.checkpoint.keep, "must be ≥ 1");
+        }
         if let Some(e) = &self.eval.data {
             e.validate("eval.data")?;
         }

@@ -13,6 +13,7 @@ use crate::config::HeadConfig;
 use crate::error::{check_at_least, check_unit_interval, invalid};
 use crate::method::{Batch, Method, StepContext, StepOutput};
 use crate::moco::in_shuffled_sub_batches;
+use crate::state::{load_momentum, load_queue, momentum_state, queue_state, State, StateDict};
 use crate::{Config, Result};
 
 /// DenseCL's settings (`method: {name: densecl, ...}`).
@@ -262,6 +263,19 @@ impl Method for DenseCl {
 
     fn reset_targets(&mut self) -> Result<()> {
         Ok(self.target.reset_to_online()?)
+    }
+
+    fn state(&self) -> State {
+        let mut s = momentum_state("key_encoder", &self.target);
+        s.extend(queue_state("global_queue", &self.global_queue));
+        s.extend(queue_state("dense_queue", &self.dense_queue));
+        s
+    }
+
+    fn load_state(&mut self, state: &StateDict) -> Result<()> {
+        load_momentum("key_encoder", &self.target, state)?;
+        load_queue("global_queue", &mut self.global_queue, state)?;
+        load_queue("dense_queue", &mut self.dense_queue, state)
     }
 
     fn backbone(&self) -> &dyn Backbone {

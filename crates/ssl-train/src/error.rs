@@ -48,6 +48,25 @@ pub enum TrainError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A resumable checkpoint that is truncated, fails its checksum or lacks a tensor the run
+    /// needs.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A step's loss or gradient is not finite (`train.on_non_finite: stop`).
+    #[error("step {step}: {what} is not finite; {last_good}")]
+    NonFinite {
+        /// The step (0-based).
+        step: u64,
+        /// `loss` or the first variable whose gradient is not finite.
+        what: String,
+        /// The last good checkpoint, or that there is none.
+        last_good: String,
+    },
     /// An error from ssl-data.
     #[error(transparent)]
     Data(#[from] ssl_data::DataError),

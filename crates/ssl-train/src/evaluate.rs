@@ -97,6 +97,9 @@ pub struct Summary {
     /// The process's peak resident memory (`VmHWM` of /proc/self/status), MiB, when known.
     #[serde(default)]
     pub peak_rss_mib: Option<f64>,
+    /// Steps skipped for a non-finite loss or gradient (`train.on_non_finite: skip`).
+    #[serde(default)]
+    pub skipped_steps: u64,
     /// Seconds of each evaluated row: the trained network, random init, raw pixels.
     pub eval_row_seconds: Vec<(String, f64)>,
     /// Mean loss and kNN monitor per epoch.

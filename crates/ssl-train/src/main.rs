@@ -30,8 +30,12 @@ enum Command {
     /// Pre-train with a YAML config, then evaluate the frozen backbone and the baselines.
     Train {
         /// The YAML config (see crates/ssl-train/configs/).
-        #[arg(long)]
-        config: PathBuf,
+        #[arg(long, required_unless_present = "resume")]
+        config: Option<PathBuf>,
+        /// Continue the run in this directory from its newest good checkpoint (with its own
+        /// config.yaml), then evaluate as a finished run does.
+        #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "overrides", "run_dir", "validation", "init_from"])]
+        resume: Option<PathBuf>,
         /// Override a key: `--set optim.lr=0.3` (repeatable; the key must exist).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
@@ -142,7 +146,13 @@ enum Command {
 fn main() -> Result<()> {
     ssl_train::malloc::keep_freed_memory();
     match Cli::parse().command {
-        Command::Train { config, mut overrides, run_dir, validation, init_from } => {
+        Command::Train { config, resume, mut overrides, run_dir, validation, init_from } => {
+            if let Some(dir) = resume {
+                let (trained, run) = ssl_train::resume::resume(&dir)
+                    .with_context(|| format!("resuming {}", dir.display()))?;
+                return evaluate_run(trained, &run);
+            }
+            let config = config.expect("clap requires --config without --resume");
             if validation {
                 overrides.push("eval.validation=true".into());
             }
@@ -213,9 +223,14 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
     });
     let run = RunDir::create(&run_dir, &cfg)?;
     println!("run directory: {}", run.path().display());
-    let device = Device::cuda_if_available();
+    let trained = ssl_train::train(&cfg, Some(&run)).context("training")?;
+    evaluate_run(trained, &run)
+}
 
-    let mut trained = ssl_train::train(&cfg, Some(&run)).context("training")?;
+/// Scores a trained run (and the baselines), writes `summary.json` and `curves.png` into its
+/// directory and prints the table.
+fn evaluate_run(mut trained: ssl_train::Trained, run: &RunDir) -> Result<()> {
+    let device = Device::cuda_if_available();
     let cfg = trained.config.clone();
     println!(
         "trained {} steps in {:.1} s ({:.0} images/s)",
@@ -265,6 +280,7 @@ fn train(config_path: &Path, overrides: &[String], run_dir: Option<PathBuf>) -> 
         eval_seconds: eval_start.elapsed().as_secs_f64(),
         eval_row_seconds,
         peak_rss_mib: ssl_train::evaluate::peak_rss_mib(),
+        skipped_steps: trained.skipped_steps,
         epochs: trained.epochs.clone(),
         steps: trained.losses.len() as u64,
         linear: ours.linear.clone(),

@@ -6,6 +6,7 @@ use ssl_aug::Compose;
 use ssl_models::Backbone;
 use tch::Tensor;
 
+use crate::state::{State, StateDict};
 use crate::Result;
 
 /// Where the trainer is when it calls a method.
@@ -118,6 +119,21 @@ pub trait Method: Debug {
     /// # Errors
     /// The momentum encoder's errors.
     fn reset_targets(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Tensors outside the trained `VarStore` that a resumed run needs to continue exactly
+    /// (momentum encoders, queues), named; see [`crate::state`]. Methods whose whole state is
+    /// in the `VarStore` have none.
+    fn state(&self) -> State {
+        Vec::new()
+    }
+
+    /// Takes back [`Method::state`] from a checkpoint.
+    ///
+    /// # Errors
+    /// [`crate::TrainError::Checkpoint`] naming a missing or misshapen tensor.
+    fn load_state(&mut self, _state: &StateDict) -> Result<()> {
         Ok(())
     }
 

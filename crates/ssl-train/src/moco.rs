@@ -13,6 +13,7 @@ use crate::config::HeadConfig;
 use crate::encoder::Encoder;
 use crate::error::{check_at_least, check_unit_interval};
 use crate::method::{Batch, Method, StepContext, StepOutput};
+use crate::state::{load_momentum, load_queue, momentum_state, queue_state, State, StateDict};
 use crate::{Config, Result};
 
 /// MoCo's keys (`method: {name: mocov1 | mocov2, ...}`).
@@ -186,6 +187,17 @@ impl Method for Moco {
 
     fn reset_targets(&mut self) -> Result<()> {
         Ok(self.target.reset_to_online()?)
+    }
+
+    fn state(&self) -> State {
+        let mut s = momentum_state("key_encoder", &self.target);
+        s.extend(queue_state("queue", &self.queue));
+        s
+    }
+
+    fn load_state(&mut self, state: &StateDict) -> Result<()> {
+        load_momentum("key_encoder", &self.target, state)?;
+        load_queue("queue", &mut self.queue, state)
     }
 
     fn backbone(&self) -> &dyn Backbone {

@@ -13,6 +13,7 @@ use crate::encoder::Encoder;
 use crate::error::check_unit_interval;
 use crate::method::{Batch, Method, StepContext, StepOutput};
 use crate::online_target::OnlineTarget;
+use crate::state::{load_momentum, momentum_state, State, StateDict};
 use crate::{Config, Result};
 
 /// MoCo v3's settings (`method: {name: mocov3, ...}`).
@@ -110,6 +111,14 @@ impl Method for MocoV3 {
 
     fn reset_targets(&mut self) -> Result<()> {
         Ok(self.networks.target().reset_to_online()?)
+    }
+
+    fn state(&self) -> State {
+        momentum_state("target", self.networks.target())
+    }
+
+    fn load_state(&mut self, state: &StateDict) -> Result<()> {
+        load_momentum("target", self.networks.target(), state)
     }
 
     fn backbone(&self) -> &dyn Backbone {

@@ -1,9 +1,11 @@
 //! The online linear probe: a linear classifier on detached backbone features, trained beside
 //! pre-training with its own optimiser, as solo-learn's online classifier.
 
-use tch::nn::{self, Module, OptimizerConfig, VarStore};
+use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Reduction, Tensor};
 
+use crate::optim::{OptimKind, Optimizer};
+use crate::state::{State, StateDict};
 use crate::Result;
 
 /// SGD settings of the probe (solo-learn's online classifier: plain SGD, momentum 0.9).
@@ -17,16 +19,16 @@ const MOMENTUM: f64 = 0.9;
 /// computes the same encoder as one without (tested in `tests/monitors.rs`).
 #[derive(Debug)]
 pub struct OnlineProbe {
-    _vs: VarStore,
+    vs: VarStore,
     linear: nn::Linear,
-    opt: nn::Optimizer,
+    opt: Optimizer,
 }
 
 impl OnlineProbe {
     /// A probe from `features` to `classes` on `device`.
     ///
     /// # Errors
-    /// libtorch errors building the optimiser.
+    /// None today (kept for a fallible optimiser).
     pub fn new(features: i64, classes: i64, device: Device) -> Result<Self> {
         let vs = VarStore::new(device);
         let zero = nn::LinearConfig {
@@ -35,8 +37,9 @@ impl OnlineProbe {
             bias: true,
         };
         let linear = nn::linear(vs.root() / "probe", features, classes, zero);
-        let opt = nn::Sgd { momentum: MOMENTUM, ..Default::default() }.build(&vs, LR)?;
-        Ok(Self { _vs: vs, linear, opt })
+        // Plain SGD with momentum (no decay: rank ≥ 2 decay is 0 here), PyTorch's `SGD` rule.
+        let opt = Optimizer::new(&vs, OptimKind::Sgd, MOMENTUM, 0.0, 0.0);
+        Ok(Self { vs, linear, opt })
     }
 
     /// One SGD step on the cross-entropy of `features` (`[N, F]`, detached here) against
@@ -51,8 +54,26 @@ impl OnlineProbe {
             -100,
             0.0,
         );
-        self.opt.backward_step(&loss);
+        self.opt.backward_step(&loss, LR);
         loss.double_value(&[])
+    }
+
+    /// The weights and the optimiser's moments, for a resumed run.
+    pub fn state(&self) -> State {
+        let mut s: State = self.vs.variables().into_iter().collect();
+        s.extend(self.opt.state().into_iter().map(|(k, t)| (format!("optim/{k}"), t)));
+        s
+    }
+
+    /// Takes back [`OnlineProbe::state`].
+    ///
+    /// # Errors
+    /// [`crate::TrainError::Checkpoint`] naming a missing or misshapen tensor.
+    pub fn load_state(&mut self, state: &StateDict) -> Result<()> {
+        for (k, t) in self.vs.variables() {
+            state.copy_into(&k, &t)?;
+        }
+        self.opt.load_state(&state.group("optim"))
     }
 
     /// Top-1 accuracy on `features` (`[N, F]`) against `labels` (`[N]`).

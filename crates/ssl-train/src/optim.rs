@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
 use crate::method::LrGroup;
+use crate::state::{State, StateDict};
+use crate::Result;
 
 /// Which update rule [`Optimizer`] uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,6 +109,55 @@ impl Optimizer {
             s.lr_scale = scale(&s.name);
         }
         self
+    }
+
+    /// The moments and the step count, for a resumed run: `velocity/<name>`,
+    /// `second_moment/<name>` (AdamW) and `steps`.
+    pub fn state(&self) -> State {
+        let mut s: State = vec![("steps".into(), Tensor::from_slice(&[self.steps]))];
+        for slot in &self.slots {
+            s.push((format!("velocity/{}", slot.name), slot.velocity.shallow_clone()));
+            if slot.second_moment.defined() {
+                let m2 = slot.second_moment.shallow_clone();
+                s.push((format!("second_moment/{}", slot.name), m2));
+            }
+        }
+        s
+    }
+
+    /// Takes back [`Optimizer::state`].
+    ///
+    /// # Errors
+    /// [`crate::TrainError::Checkpoint`] naming a missing or misshapen tensor.
+    pub fn load_state(&mut self, state: &StateDict) -> Result<()> {
+        let steps = Vec::<i32>::try_from(state.get("steps")?)?;
+        self.steps = steps.first().copied().unwrap_or(0);
+        for slot in &self.slots {
+            state.copy_into(&format!("velocity/{}", slot.name), &slot.velocity)?;
+            if slot.second_moment.defined() {
+                state.copy_into(&format!("second_moment/{}", slot.name), &slot.second_moment)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The name of the first variable whose gradient holds a NaN or an infinity, if any (one
+    /// reduction over all gradients, then a search only when it is not finite).
+    pub fn first_non_finite_grad(&self) -> Option<String> {
+        let sums: Vec<Tensor> = tch::no_grad(|| {
+            let grads = self.slots.iter().map(|s| s.var.grad()).filter(Tensor::defined);
+            grads.map(|g| g.abs().sum(tch::Kind::Float)).collect()
+        });
+        if sums.is_empty()
+            || Tensor::stack(&sums, 0).sum(tch::Kind::Float).double_value(&[]).is_finite()
+        {
+            return None;
+        }
+        let bad = self.slots.iter().find(|s| {
+            let g = s.var.grad();
+            g.defined() && g.isfinite().all().int64_value(&[]) == 0
+        });
+        Some(bad.map_or_else(|| "a gradient".to_owned(), |s| format!("the gradient of {}", s.name)))
     }
 
     /// Clears every gradient.

@@ -9,6 +9,8 @@ use serde::Serialize;
 use tch::nn::VarStore;
 use tch::Tensor;
 
+use crate::checkpoint::{self, Position};
+use crate::state::State;
 use crate::{Config, Result, TrainError};
 
 /// The checkpoint's file name inside a run directory.
@@ -62,6 +64,49 @@ impl RunDir {
         let run = Self { path: path.to_path_buf(), metrics: Mutex::new(BufWriter::new(file)) };
         run.write_config(cfg)?;
         Ok(run)
+    }
+
+    /// Reopens the run directory `path` to continue it from `at` (`ssl train --resume`):
+    /// `metrics.jsonl` keeps its step lines before `at.steps` and its epoch lines before
+    /// `at.epochs.len()`, dropping what was logged after the checkpoint, and is appended to.
+    ///
+    /// # Errors
+    /// [`TrainError::RunIo`] naming `metrics.jsonl`.
+    pub fn reopen(path: &Path, at: &Position) -> Result<Self> {
+        let metrics_path = path.join("metrics.jsonl");
+        let text = std::fs::read_to_string(&metrics_path).map_err(io(&metrics_path))?;
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|line| {
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { return false };
+                match (v["step"].as_u64(), v["epoch"].as_u64()) {
+                    (Some(step), _) => step < at.steps,
+                    (None, Some(epoch)) => epoch < at.epochs.len() as u64,
+                    _ => false,
+                }
+            })
+            .collect();
+        let mut file = File::create(&metrics_path).map_err(io(&metrics_path))?;
+        for line in kept {
+            writeln!(file, "{line}").map_err(io(&metrics_path))?;
+        }
+        Ok(Self { path: path.to_path_buf(), metrics: Mutex::new(BufWriter::new(file)) })
+    }
+
+    /// Writes a resumable checkpoint of `groups` at `at` into `checkpoints/` (atomically,
+    /// checksummed, keeping the newest `keep`), flushing the metrics first; returns its path.
+    ///
+    /// # Errors
+    /// [`TrainError::RunIo`] naming the file; a tensor safetensors cannot hold.
+    pub fn save_resumable(
+        &self,
+        groups: &[(&str, State)],
+        at: &Position,
+        keep: usize,
+    ) -> Result<PathBuf> {
+        self.metrics.lock().expect("metrics writer").flush().map_err(io(&self.path))?;
+        let bytes = checkpoint::encode(groups, at)?;
+        checkpoint::save(&self.path.join(checkpoint::CHECKPOINTS), at.steps, &bytes, keep)
     }
 
     /// (Re)writes `config.yaml`: training calls it again once the precision is resolved and a

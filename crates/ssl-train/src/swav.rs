@@ -11,6 +11,7 @@ use tch::{Kind, Tensor};
 use crate::config::HeadConfig;
 use crate::error::{check_at_least, invalid};
 use crate::method::{Batch, Method, StepContext, StepOutput};
+use crate::state::{load_queue, queue_state, State, StateDict};
 use crate::{Config, Result};
 
 /// SwAV's settings (`method: {name: swav, ...}`). The global crops use `augment`.
@@ -192,6 +193,18 @@ impl Method for Swav {
             for (queue, f) in self.queues.iter_mut().zip(&features) {
                 queue.enqueue(f)?;
             }
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> State {
+        let queues = self.queues.iter().enumerate();
+        queues.flat_map(|(i, q)| queue_state(&format!("queue{i}"), q)).collect()
+    }
+
+    fn load_state(&mut self, state: &StateDict) -> Result<()> {
+        for (i, q) in self.queues.iter_mut().enumerate() {
+            load_queue(&format!("queue{i}"), q, state)?;
         }
         Ok(())
     }

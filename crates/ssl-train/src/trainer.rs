@@ -2,7 +2,7 @@
 //! kNN monitor, and the run's length (epochs, steps, or a wall-clock budget turned into steps).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,8 +14,9 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::budget::{steps_within_budget, BudgetInputs};
+use crate::checkpoint::{Checkpoint, Position};
 use crate::collapse::CollapseStats;
-use crate::config::Length;
+use crate::config::{Length, NonFinitePolicy};
 use crate::data_source::Part;
 use crate::evaluate::held_out_len;
 use crate::init_from::init_backbones;
@@ -24,6 +25,7 @@ use crate::monitor::Monitor;
 use crate::online_probe::OnlineProbe;
 use crate::optim::Optimizer;
 use crate::progress::{clock, Progress};
+use crate::resume::{groups, restore};
 use crate::run_dir::RunDir;
 use crate::schedule::warmup_cosine;
 use crate::{Config, Result, TrainError};
@@ -119,6 +121,8 @@ pub struct Trained {
     pub images_per_second: f64,
     /// Time the training thread waited for the loader, seconds.
     pub data_wait_seconds: f64,
+    /// Steps skipped for a non-finite loss or gradient (`train.on_non_finite: skip`).
+    pub skipped_steps: u64,
 }
 
 /// Builds a method's variables in a [`VarStore`] (for [`train_with`]).
@@ -204,6 +208,17 @@ pub fn train_with(
     run: Option<&RunDir>,
     build: Box<BuildMethod<'_>>,
 ) -> Result<Trained> {
+    train_from(cfg, run, build, None)
+}
+
+/// [`train_with`], continuing from `resume` when given: its tensors restored into the freshly
+/// built run, its position (epoch, batch, steps, metrics so far) taken up.
+pub(crate) fn train_from(
+    cfg: &Config,
+    run: Option<&RunDir>,
+    build: Box<BuildMethod<'_>>,
+    resume: Option<Checkpoint>,
+) -> Result<Trained> {
     cfg.validate()?;
     let device = Device::cuda_if_available();
     let choice = cfg.model.backbone.precision().resolve(device, &CpuFeatures::detect());
@@ -244,6 +259,19 @@ pub fn train_with(
     let o = cfg.optim;
     let mut opt = Optimizer::new(&vs, o.kind, o.momentum, o.weight_decay, o.trust_coefficient)
         .with_lr_groups(|name| model.lr_group(name), o.lr);
+    let mut at = Position::start();
+    if let Some(c) = resume {
+        restore(&c, &vs, model.as_mut(), &mut opt, probe.as_mut())?;
+        println!(
+            "resumed from {} at step {} (epoch {}, batch {})",
+            c.tensors.path().display(),
+            c.position.steps,
+            c.position.epoch,
+            c.position.batch
+        );
+        at = c.position;
+    }
+    let mut last_good: Option<PathBuf> = None;
     let loader = Loader::new(
         Arc::new(pretrain),
         LoaderConfig {
@@ -281,8 +309,8 @@ pub fn train_with(
     let start = Instant::now();
     let mut monitor_spent = 0.0; // Seconds of monitor passes so far.
     let mut monitor_pass = 0.0; // Seconds of the last monitor pass.
-    let mut knn_monitor_before = None;
-    if let (Length::Budget(_), Some(m)) = (length, &monitor) {
+    let mut knn_monitor_before = at.knn_monitor_before;
+    if let (Length::Budget(_), Some(m), 0) = (length, &monitor, at.steps) {
         if warmup < per_epoch {
             // No epoch ends before the length is fixed: time one pass now.
             let (acc, secs, _) = m.score(model.backbone(), &cfg, device);
@@ -294,20 +322,28 @@ pub fn train_with(
         }
     }
     let mut timed_from: Option<(Instant, f64)> = None; // (clock, monitor_spent) at TIMED_FROM.
-    let mut budget = None;
-    let (mut step_seconds, mut waited) = (0.0, 0.0);
-    let mut losses = Vec::with_capacity(total.unwrap_or(0).min(cut) as usize);
-    let mut epochs = Vec::new();
+    let mut budget = at.budget.clone();
+    let (mut step_seconds, mut waited) = (at.step_seconds, at.data_wait_seconds);
+    let mut skipped = at.skipped_steps;
+    let mut losses = std::mem::take(&mut at.losses);
+    losses.reserve(total.unwrap_or(0).min(cut) as usize);
+    let mut epochs = std::mem::take(&mut at.epochs);
     let finished = |losses: &Vec<f64>, total: Option<u64>| {
         let done = losses.len() as u64;
-        done == cut || Some(done) == total
+        done >= cut || Some(done) == total
     };
-    for epoch in 0.. {
+    let (first_epoch, mut first_batch) = (at.epoch, at.batch as usize);
+    for epoch in first_epoch.. {
+        if finished(&losses, total) {
+            break; // A run resumed from its last checkpoint.
+        }
         let first = losses.len();
         let mut recent: Vec<Tensor> = Vec::new(); // the epoch's last embeddings
         let epoch_start = Instant::now();
-        let mut batches = loader.epoch(epoch);
-        for (i, batch) in (&mut batches).enumerate() {
+        let mut batches = loader.epoch_from(epoch, std::mem::take(&mut first_batch));
+        let mut i = batches.first().wrapping_sub(1); // the batch's index in the epoch
+        while let Some(batch) = batches.next() {
+            i = i.wrapping_add(1);
             let step = losses.len() as u64;
             if let (Length::Budget(seconds), None) = (length, total) {
                 if step == TIMED_FROM {
@@ -370,6 +406,9 @@ pub fn train_with(
             if finished(&losses, total) {
                 break;
             }
+            // libtorch's generator (MoCo's shuffle, …) restarts from (seed, step) every step,
+            // so a resumed run draws what the uninterrupted one drew.
+            tch::manual_seed(step_seed(cfg.seed, step));
             let x = batch.images.to_device(device).to_kind(Kind::Float) / 255.0; // [B, 1, H, W]
             let views: Vec<Tensor> = (model.views().iter().enumerate())
                 .map(|(v, aug)| {
@@ -387,7 +426,28 @@ pub fn train_with(
             }
             let out = model.step(&Batch { views: &views, labels }, &ctx)?;
             let lr = warmup_cosine(step, warmup, ctx.total, o.lr);
-            opt.backward_step(&out.loss, lr);
+            let value = out.loss.double_value(&[]);
+            let bad = if value.is_finite() {
+                opt.zero_grad();
+                out.loss.backward();
+                opt.first_non_finite_grad()
+            } else {
+                Some("loss".to_owned())
+            };
+            if let Some(what) = bad {
+                if cfg.train.on_non_finite == NonFinitePolicy::Stop {
+                    return Err(TrainError::NonFinite {
+                        step,
+                        what,
+                        last_good: describe(&last_good),
+                    });
+                }
+                opt.zero_grad();
+                skipped += 1;
+                progress.println(&format!("step {step}: {what} is not finite; step skipped"));
+                continue;
+            }
+            opt.step(lr);
             model.after_step(&ctx)?;
             if let (Some(p), Some(h), Some(y)) = (&mut probe, &out.features, &batch.labels) {
                 p.train_step(h, y);
@@ -400,7 +460,6 @@ pub fn train_with(
                     let _ = recent.remove(0);
                 }
             }
-            let value = out.loss.double_value(&[]);
             losses.push(value);
             let ips =
                 ((losses.len() - first) as i64 * b) as f64 / epoch_start.elapsed().as_secs_f64();
@@ -415,6 +474,20 @@ pub fn train_with(
                     extra: out.logs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
                 })?;
                 if cfg.checkpoint.every_steps.is_some_and(|k| (step + 1).is_multiple_of(k)) {
+                    let at = Position {
+                        steps: step + 1,
+                        epoch,
+                        batch: i as u64 + 1,
+                        losses: losses.clone(),
+                        epochs: epochs.clone(),
+                        knn_monitor_before,
+                        budget: budget.clone(),
+                        skipped_steps: skipped,
+                        step_seconds: step_seconds + epoch_start.elapsed().as_secs_f64(),
+                        data_wait_seconds: waited + batches.waited().as_secs_f64(),
+                    };
+                    let groups = groups(&vs, model.as_ref(), &opt, probe.as_ref());
+                    last_good = Some(run.save_resumable(&groups, &at, cfg.checkpoint.keep)?);
                     run.save_checkpoint(&vs)?;
                 }
             }
@@ -461,10 +534,24 @@ pub fn train_with(
             embedding_std: collapse.map(|c| c.embedding_std),
             rankme: collapse.map(|c| c.rankme),
         };
+        epochs.push(metrics.clone());
         if let Some(run) = run {
             run.log_step(&metrics)?;
+            let at = Position {
+                steps: losses.len() as u64,
+                epoch: epoch + 1,
+                batch: 0,
+                losses: losses.clone(),
+                epochs: epochs.clone(),
+                knn_monitor_before,
+                budget: budget.clone(),
+                skipped_steps: skipped,
+                step_seconds,
+                data_wait_seconds: waited,
+            };
+            let groups = groups(&vs, model.as_ref(), &opt, probe.as_ref());
+            last_good = Some(run.save_resumable(&groups, &at, cfg.checkpoint.keep)?);
         }
-        epochs.push(metrics);
         if finished(&losses, total) {
             break;
         }
@@ -473,6 +560,9 @@ pub fn train_with(
     let seconds = start.elapsed().as_secs_f64();
     if let Some(run) = run {
         run.save_checkpoint(&vs)?;
+    }
+    if skipped > 0 {
+        println!("{skipped} steps skipped for a non-finite loss or gradient");
     }
     let images_per_second = (losses.len() as f64 * b as f64) / step_seconds.max(1e-9);
     Ok(Trained {
@@ -487,5 +577,22 @@ pub fn train_with(
         seconds,
         images_per_second,
         data_wait_seconds: waited,
+        skipped_steps: skipped,
     })
+}
+
+/// The seed of libtorch's generator at step `step` of a run seeded `seed` (SplitMix64).
+fn step_seed(seed: u64, step: u64) -> i64 {
+    let mut z = seed.wrapping_add(step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
+
+/// "the last good checkpoint is P", or that there is none yet.
+fn describe(last_good: &Option<PathBuf>) -> String {
+    match last_good {
+        Some(p) => format!("the last good checkpoint is {} (ssl train --resume)", p.display()),
+        None => "no checkpoint was written before it".into(),
+    }
 }
