@@ -5,13 +5,21 @@ use std::fmt::Debug;
 
 use tch::Tensor;
 
-use crate::AugRng;
+use crate::{AugError, AugRng, Result};
 
 /// Per-sample parameters of one batch, which can be cut into the rows of a sub-batch (a
 /// pipeline applies a large batch in cache-sized chunks with the parameters drawn for all).
 pub trait BatchParams: Debug + Clone + Send + Sync + 'static {
     /// The parameters of samples `start .. start + len`.
     fn rows(&self, start: usize, len: usize) -> Self;
+
+    /// N, the samples these parameters are for.
+    fn len(&self) -> usize;
+
+    /// Whether they are for no sample.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A batched augmentation: sample per-sample parameters, then apply them in one call.
@@ -45,6 +53,42 @@ pub trait BatchAug: Debug + Send + Sync {
     fn output_size(&self, size: &[i64]) -> Vec<i64> {
         size.to_vec()
     }
+
+    /// Checks `apply`'s input contract for a batch of shape `size` and parameters of `n`
+    /// samples: `[N, C, H, W]` with N = `n`, unless the op takes another layout.
+    ///
+    /// # Errors
+    /// [`AugError::Shape`] naming the op, `size` and the shape expected.
+    fn check_apply_input(&self, size: &[i64], n: usize) -> Result<()> {
+        batch_contract(op_name::<Self>(), size, n)
+    }
+
+    /// [`BatchAug::apply`] that returns an error naming both shapes where `apply` panics.
+    ///
+    /// # Errors
+    /// [`AugError::Shape`] when `x` breaks the contract.
+    fn f_apply(&self, x: &Tensor, params: &Self::Params) -> Result<Tensor> {
+        self.check_apply_input(&x.size(), params.len())?;
+        Ok(self.apply(x, params))
+    }
+}
+
+/// The op's type name without its module path (`HorizontalFlip`).
+pub(crate) fn op_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    full.rsplit("::").next().unwrap_or(full)
+}
+
+/// `Ok` when `size` is `[N, C, H, W]` with N = `n`, else [`AugError::Shape`] naming `op`.
+pub(crate) fn batch_contract(op: &str, size: &[i64], n: usize) -> Result<()> {
+    if size.len() == 4 && size[0] as usize == n {
+        return Ok(());
+    }
+    Err(AugError::Shape {
+        op: op.into(),
+        got: size.to_vec(),
+        expected: format!("[N, C, H, W] with N = {n} (the parameters' batch)"),
+    })
 }
 
 /// Parameters of some op, type-erased for pipelines.
@@ -53,9 +97,31 @@ pub type ErasedParams = Box<dyn Any + Send + Sync>;
 /// An augmentation as a single random call, for pipelines of mixed ops.
 pub trait Aug: Debug + Send + Sync {
     /// Samples parameters for `x`'s batch from `rng` and applies them.
+    ///
+    /// # Panics
+    /// When `x` breaks the op's input contract ([`Aug::f_forward`] returns the error).
     fn forward(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
         let (params, _) = self.sample_erased(&x.size(), rng);
         self.apply_erased(x, &params, 0, x.size()[0] as usize)
+    }
+
+    /// Checks `forward`'s input contract for a batch of shape `size` (`[N, C, H, W]` unless
+    /// the op takes another layout).
+    ///
+    /// # Errors
+    /// [`AugError::Shape`] naming the op, `size` and the shape expected.
+    fn check_forward_input(&self, size: &[i64]) -> Result<()> {
+        let n = size.first().map_or(0, |&n| n.max(0) as usize);
+        batch_contract("augmentation", size, n)
+    }
+
+    /// [`Aug::forward`] that returns an error naming both shapes where `forward` panics.
+    ///
+    /// # Errors
+    /// [`AugError::Shape`] when `x` breaks the contract; nothing is drawn from `rng` then.
+    fn f_forward(&self, x: &Tensor, rng: &mut AugRng) -> Result<Tensor> {
+        self.check_forward_input(&x.size())?;
+        Ok(self.forward(x, rng))
     }
 
     /// [`BatchAug::sample`] behind a type-erased box, with the output shape.
@@ -87,6 +153,11 @@ impl<T: BatchAug> Aug for T {
         self.apply(x, &params)
     }
 
+    fn check_forward_input(&self, size: &[i64]) -> Result<()> {
+        let n = size.first().map_or(0, |&n| n.max(0) as usize);
+        self.check_apply_input(size, n)
+    }
+
     fn sample_erased(&self, size: &[i64], rng: &mut AugRng) -> (ErasedParams, Vec<i64>) {
         (Box::new(self.sample(size, rng)), self.output_size(size))
     }
@@ -112,6 +183,10 @@ impl<A: BatchParams, B: BatchParams> BatchParams for (A, B) {
     fn rows(&self, start: usize, len: usize) -> Self {
         (self.0.rows(start, len), self.1.rows(start, len))
     }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 /// `apply` and `apply_owned` of a [`BatchAug`] impl, both through the type's inherent
@@ -130,13 +205,11 @@ macro_rules! apply_through_owned_if {
 }
 pub(crate) use apply_through_owned_if;
 
-/// Checks the `[N, C, H, W]` contract of `apply`.
+/// Checks the `[N, C, H, W]` contract of `apply`, panicking with [`batch_contract`]'s message.
 pub(crate) fn check_batch(op: &str, x: &Tensor, n: usize) {
-    let size = x.size();
-    assert!(
-        size.len() == 4 && size[0] as usize == n,
-        "{op}: x {size:?} must be [N, C, H, W] with N = {n} (the parameters' batch)"
-    );
+    if let Err(e) = batch_contract(op, &x.size(), n) {
+        panic!("{e}");
+    }
 }
 
 /// `v[start .. start + len]` as a new vector.

@@ -163,6 +163,10 @@ fn permutation<const K: usize>(rng: &mut AugRng) -> [u8; K] {
 }
 
 impl BatchParams for JitterParams {
+    fn len(&self) -> usize {
+        self.apply.len()
+    }
+
     fn rows(&self, start: usize, len: usize) -> Self {
         Self {
             apply: rows_of(&self.apply, start, len),

@@ -128,6 +128,11 @@ fn overlaps(a: &Tensor, b: &Tensor) -> bool {
 }
 
 impl Aug for Compose {
+    /// The first op's contract (every image op keeps N and the rank).
+    fn check_forward_input(&self, size: &[i64]) -> crate::Result<()> {
+        self.ops.first().map_or(Ok(()), |op| op.check_forward_input(size))
+    }
+
     fn forward(&self, x: &Tensor, rng: &mut AugRng) -> Tensor {
         let size = x.size();
         if self.ops.is_empty() || size.len() != 4 {

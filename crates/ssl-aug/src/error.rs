@@ -16,6 +16,16 @@ pub enum AugError {
         /// What the field must satisfy.
         reason: &'static str,
     },
+    /// An input whose shape breaks the op's contract; the message names both shapes.
+    #[error("{op}: input {got:?}, expected {expected}")]
+    Shape {
+        /// The op.
+        op: String,
+        /// The input's shape.
+        got: Vec<i64>,
+        /// The shape the op takes.
+        expected: String,
+    },
     /// An error raised by libtorch.
     #[error(transparent)]
     Tch(#[from] tch::TchError),

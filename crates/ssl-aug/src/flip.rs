@@ -50,6 +50,10 @@ pub struct FlipParams {
 }
 
 impl BatchParams for FlipParams {
+    fn len(&self) -> usize {
+        self.apply.len()
+    }
+
     fn rows(&self, start: usize, len: usize) -> Self {
         Self { apply: rows_of(&self.apply, start, len) }
     }

@@ -79,6 +79,10 @@ pub struct BlurParams {
 }
 
 impl BatchParams for BlurParams {
+    fn len(&self) -> usize {
+        self.apply.len()
+    }
+
     fn rows(&self, start: usize, len: usize) -> Self {
         Self { apply: rows_of(&self.apply, start, len), sigma: rows_of(&self.sigma, start, len) }
     }

@@ -57,6 +57,10 @@ pub struct Normalize {
 
 /// The batch size is the only parameter of a deterministic op.
 impl BatchParams for usize {
+    fn len(&self) -> usize {
+        *self
+    }
+
     fn rows(&self, _start: usize, len: usize) -> Self {
         len
     }

@@ -102,6 +102,10 @@ pub struct PointCloudParams {
 }
 
 impl BatchParams for PointCloudParams {
+    fn len(&self) -> usize {
+        self.scale.len()
+    }
+
     fn rows(&self, start: usize, len: usize) -> Self {
         let p = self.points;
         let jitter = if self.jitter.is_empty() {
@@ -183,6 +187,17 @@ impl BatchAug for PointCloudAug {
             params.dropped.extend((0..p).map(|_| bernoulli(rng, rate)));
         }
         params
+    }
+
+    fn check_apply_input(&self, size: &[i64], n: usize) -> crate::Result<()> {
+        if size.len() == 3 && size[0] as usize == n && size[2] == 3 {
+            return Ok(());
+        }
+        Err(crate::AugError::Shape {
+            op: "PointCloudAug".into(),
+            got: size.to_vec(),
+            expected: format!("[N, P, 3] with N = {n}"),
+        })
     }
 
     fn apply(&self, x: &Tensor, params: &PointCloudParams) -> Tensor {

@@ -134,6 +134,10 @@ fn sample_box(h: i64, w: i64, scale: [f64; 2], ratio: [f64; 2], rng: &mut AugRng
 }
 
 impl BatchParams for CropParams {
+    fn len(&self) -> usize {
+        self.boxes.len()
+    }
+
     fn rows(&self, start: usize, len: usize) -> Self {
         Self { boxes: rows_of(&self.boxes, start, len), input_size: self.input_size }
     }

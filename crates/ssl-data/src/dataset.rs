@@ -1,6 +1,8 @@
 //! The `Dataset` trait: random access to fixed-size uint8 images and optional labels.
 
-use crate::IdxImages;
+use std::path::PathBuf;
+
+use crate::{IdxImages, Result};
 
 /// A set of images of one shape, read by index from any thread.
 ///
@@ -32,6 +34,23 @@ pub trait Dataset: Send + Sync {
     fn read_image_at(&self, index: usize, stream: u64, out: &mut [u8]) {
         let _ = stream;
         self.read_image(index, out);
+    }
+
+    /// [`Dataset::read_image_at`] that returns an error naming the file when an image no
+    /// longer reads (an image folder's corrupt file under [`crate::OnCorrupt::Fail`]) instead of
+    /// panicking; the loader reads through this one.
+    ///
+    /// # Errors
+    /// The dataset's read error; the default never fails.
+    fn try_read_image_at(&self, index: usize, stream: u64, out: &mut [u8]) -> Result<()> {
+        self.read_image_at(index, stream, out);
+        Ok(())
+    }
+
+    /// The files left out so far because they did not decode ([`crate::OnCorrupt::Skip`]), sorted;
+    /// none for sets held in memory.
+    fn skipped(&self) -> Vec<PathBuf> {
+        Vec::new()
     }
 
     /// The label of image `index`, when the set has labels.

@@ -1,8 +1,10 @@
 //! A folder of JPEG / PNG images of any size as a dataset of fixed-size views: decoded with
 //! kornia-io and cropped and resized with kornia-imgproc on the loader's worker threads.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use kornia_image::{Image, ImageSize};
 use kornia_imgproc::interpolation::InterpolationMode;
@@ -27,6 +29,23 @@ pub struct ImageFolderConfig {
     /// 3: RGB (a grayscale file's gray repeated); 1: grayscale, PIL's `convert("L")` luma
     /// (ITU-R 601: 0.299 R + 0.587 G + 0.114 B).
     pub channels: usize,
+    /// What a file that does not decode does: stop with an error naming it, or be left out.
+    pub on_corrupt: OnCorrupt,
+}
+
+/// What an image folder does with a file that does not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum OnCorrupt {
+    /// An error naming the file: at [`ImageFolder::open`] for a header that does not decode,
+    /// from the loader for a file that fails later (the default).
+    #[default]
+    Fail,
+    /// Leave the file out and list it ([`Dataset::skipped`]): at `open` when its header does
+    /// not decode (it is not counted), and at a read when its data does not (the next image
+    /// that decodes is read in its place).
+    Skip,
 }
 
 impl Default for ImageFolderConfig {
@@ -38,6 +57,7 @@ impl Default for ImageFolderConfig {
             scale: [0.08, 1.0],
             ratio: [0.75, 4.0 / 3.0],
             channels: 3,
+            on_corrupt: OnCorrupt::Fail,
         }
     }
 }
@@ -56,6 +76,8 @@ pub struct ImageFolder {
     labels: Option<Vec<i64>>,
     classes: Vec<String>,
     cfg: ImageFolderConfig,
+    /// Files left out under [`OnCorrupt::Skip`].
+    skipped: Arc<Mutex<BTreeSet<PathBuf>>>,
 }
 
 fn is_image(path: &Path) -> bool {
@@ -130,6 +152,12 @@ impl ImageFolder {
             let (mut files, mut labels, mut classes) = (Vec::new(), Vec::new(), Vec::new());
             for (k, sub) in subdirs.iter().enumerate() {
                 let images = images_in(sub)?;
+                if images.is_empty() {
+                    return Err(DataError::Image {
+                        path: sub.clone(),
+                        reason: "is a class folder without a .jpg, .jpeg or .png image".into(),
+                    });
+                }
                 labels.extend(std::iter::repeat_n(k as i64, images.len()));
                 files.extend(images);
                 classes.push(
@@ -143,16 +171,33 @@ impl ImageFolder {
         if files.is_empty() {
             return Err(bad("holds no .jpg, .jpeg or .png image"));
         }
-        for f in &files {
-            let (w, h) = header(f)?;
-            if w == 0 || h == 0 {
-                return Err(DataError::Image {
+        let mut skipped = BTreeSet::new();
+        let (mut kept, mut kept_labels) = (Vec::new(), Vec::new());
+        for (i, f) in files.into_iter().enumerate() {
+            let checked = header(&f).and_then(|(w, h)| match w * h {
+                0 => Err(DataError::Image {
                     path: f.clone(),
                     reason: format!("has size {w} × {h}"),
-                });
+                }),
+                _ => Ok(()),
+            });
+            match (checked, cfg.on_corrupt) {
+                (Ok(()), _) => {
+                    kept.push(f);
+                    kept_labels.extend(labels.as_ref().map(|l| l[i]));
+                }
+                (Err(e), OnCorrupt::Fail) => return Err(e),
+                (Err(_), OnCorrupt::Skip) => {
+                    skipped.insert(f);
+                }
             }
         }
-        Ok(Self { files, labels, classes, cfg })
+        if kept.is_empty() {
+            return Err(bad("holds no image that decodes"));
+        }
+        let labels = labels.map(|_| kept_labels);
+        let skipped = Arc::new(Mutex::new(skipped));
+        Ok(Self { files: kept, labels, classes, cfg, skipped })
     }
 
     /// The class names, in label order (empty for a flat folder).
@@ -184,11 +229,6 @@ impl ImageFolder {
 fn luma(px: &[u8]) -> u8 {
     let [r, g, b] = [px[0], px[1], px[2]].map(u32::from);
     ((19595 * r + 38470 * g + 7471 * b + 0x8000) >> 16) as u8
-}
-
-/// The panic of a read that fails, naming the file.
-fn die(path: &Path, what: &str, e: impl std::fmt::Display) -> ! {
-    panic!("ImageFolder: {what} {}: {e}", path.display())
 }
 
 /// A uniform draw from `[lo, hi)`.
@@ -242,23 +282,62 @@ impl Dataset for ImageFolder {
     }
 
     /// # Panics
-    /// When the file no longer decodes (its header did at [`ImageFolder::open`]); the message
-    /// names the file.
+    /// When the file no longer decodes under [`OnCorrupt::Fail`] (its header did at
+    /// [`ImageFolder::open`]); the message names the file.
     fn read_image_at(&self, index: usize, stream: u64, out: &mut [u8]) {
+        if let Err(e) = self.try_read_image_at(index, stream, out) {
+            panic!("ImageFolder: {e}");
+        }
+    }
+
+    fn try_read_image_at(&self, index: usize, stream: u64, out: &mut [u8]) -> Result<()> {
+        let n = self.files.len();
+        for k in 0..n {
+            let i = (index + k) % n;
+            match self.decode(i, stream, out) {
+                Ok(()) => return Ok(()),
+                Err(e) if self.cfg.on_corrupt == OnCorrupt::Fail => return Err(e),
+                Err(_) => {
+                    self.skipped.lock().expect("skip list").insert(self.files[i].clone());
+                }
+            }
+        }
+        Err(DataError::Image {
+            path: self.files[index].parent().unwrap_or(Path::new(".")).into(),
+            reason: "no image of the folder decodes any more".into(),
+        })
+    }
+
+    fn skipped(&self) -> Vec<PathBuf> {
+        self.skipped.lock().expect("skip list").iter().cloned().collect()
+    }
+
+    fn label(&self, index: usize) -> Option<i64> {
+        self.labels.as_ref().map(|l| l[index])
+    }
+}
+
+impl ImageFolder {
+    /// Decodes image `index`, crops its box for `stream` and resizes it into `out`.
+    fn decode(&self, index: usize, stream: u64, out: &mut [u8]) -> Result<()> {
         let path = &self.files[index];
+        let fail = |what: &str, e: &dyn std::fmt::Display| DataError::Image {
+            path: path.clone(),
+            reason: format!("{what}: {e}"),
+        };
         let image = kornia_io::functional::read_image_any_rgb8(path)
-            .unwrap_or_else(|e| die(path, "decoding", e));
+            .map_err(|e| fail("does not decode", &e))?;
         let (h, w) = (image.height(), image.width());
         let [top, left, bh, bw] = self.crop_box(h, w, stream);
         let mut boxed = Image::<u8, 3>::from_size_val(ImageSize { width: bw, height: bh }, 0)
-            .unwrap_or_else(|e| die(path, "allocating a crop of", e));
+            .map_err(|e| fail("allocating a crop", &e))?;
         kornia_imgproc::crop::crop_image(&image, &mut boxed, left, top)
-            .unwrap_or_else(|e| die(path, "cropping", e));
+            .map_err(|e| fail("cropping", &e))?;
         let [oh, ow] = self.cfg.size;
         let mut resized = Image::<u8, 3>::from_size_val(ImageSize { width: ow, height: oh }, 0)
-            .unwrap_or_else(|e| die(path, "allocating the output of", e));
+            .map_err(|e| fail("allocating the resized image", &e))?;
         kornia_imgproc::resize::resize_fast_rgb(&boxed, &mut resized, InterpolationMode::Bilinear)
-            .unwrap_or_else(|e| die(path, "resizing", e));
+            .map_err(|e| fail("resizing", &e))?;
         // HWC interleaved → CHW planes (or one luma plane).
         let plane = oh * ow;
         for (p, px) in resized.as_slice().chunks_exact(3).enumerate() {
@@ -270,10 +349,7 @@ impl Dataset for ImageFolder {
                 }
             }
         }
-    }
-
-    fn label(&self, index: usize) -> Option<i64> {
-        self.labels.as_ref().map(|l| l[index])
+        Ok(())
     }
 }
 
@@ -360,6 +436,7 @@ mod tests {
             labels: None,
             classes: vec![],
             cfg: ImageFolderConfig { scale: [0.25, 0.5], ..Default::default() },
+            skipped: Arc::default(),
         };
         assert_eq!(set.crop_box(100, 120, 7), set.crop_box(100, 120, 7));
         let areas: Vec<f64> = (0..2000u64)
@@ -374,6 +451,63 @@ mod tests {
         );
         let mean = areas.iter().sum::<f64>() / areas.len() as f64;
         assert!((mean - 0.375).abs() < 0.01, "{mean}"); // U(0.25, 0.5), standard error 0.0016
+    }
+
+    /// A folder with `good.png` (3 × 2) and `late.png`, whose header decodes but whose data
+    /// is cut off.
+    fn folder_with_a_truncated_png(name: &str) -> ScratchDir {
+        let dir = temp_dir(name);
+        write_png(&dir.join("good.png"), 3, 2);
+        write_png(&dir.join("late.png"), 40, 40);
+        let bytes = std::fs::read(dir.join("late.png")).unwrap();
+        std::fs::write(dir.join("late.png"), &bytes[..bytes.len() / 2]).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_file_that_fails_after_its_header_stops_the_loader_naming_it_or_is_skipped() {
+        let cfg = ImageFolderConfig { size: [2, 3], random_crop: false, ..Default::default() };
+        let dir = folder_with_a_truncated_png("late-fail");
+        let set = Arc::new(ImageFolder::open(&dir, cfg).unwrap());
+        assert_eq!(set.len(), 2, "its header decodes");
+        let mut out = vec![0u8; 18];
+        let err = set.try_read_image_at(1, 0, &mut out).unwrap_err().to_string();
+        assert!(err.contains("late.png") && err.contains("does not decode"), "{err}");
+        let loader_cfg = crate::LoaderConfig {
+            batch_size: 2,
+            workers: 1,
+            prefetch: 1,
+            shuffle: false,
+            drop_last: false,
+            seed: 0,
+        };
+        let err = crate::Loader::new(set, loader_cfg).unwrap().read_all().unwrap_err();
+        assert!(err.to_string().contains("late.png"), "{err}");
+
+        let dir = folder_with_a_truncated_png("late-skip");
+        let skip = ImageFolderConfig { on_corrupt: OnCorrupt::Skip, ..cfg };
+        let set = ImageFolder::open(&dir, skip).unwrap();
+        let (mut good, mut instead) = (vec![0u8; 18], vec![0u8; 18]);
+        set.read_image(0, &mut good);
+        set.read_image(1, &mut instead); // wraps around to good.png
+        assert_eq!(good, instead);
+        assert_eq!(set.skipped(), [dir.join("late.png")]);
+    }
+
+    #[test]
+    fn a_header_that_does_not_decode_is_skipped_at_open_and_an_empty_class_is_an_error() {
+        let dir = temp_dir("bad-header-skip");
+        write_png(&dir.join("a.png"), 4, 4);
+        std::fs::write(dir.join("b.jpg"), b"not a jpeg").unwrap();
+        let skip = ImageFolderConfig { on_corrupt: OnCorrupt::Skip, ..Default::default() };
+        let set = ImageFolder::open(&dir, skip).unwrap();
+        assert_eq!((set.len(), set.skipped()), (1, vec![dir.join("b.jpg")]));
+        let dir = temp_dir("empty-class");
+        std::fs::create_dir_all(dir.join("cat")).unwrap();
+        std::fs::create_dir_all(dir.join("dog")).unwrap();
+        write_png(&dir.join("cat/0.png"), 4, 4);
+        let err = ImageFolder::open(&dir, ImageFolderConfig::default()).unwrap_err().to_string();
+        assert!(err.contains("dog") && err.contains("class folder without"), "{err}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub use error::{DataError, Result};
 pub use idx::{encode_idx, parse_idx, read_idx, IdxArray};
 pub use idx_images::{IdxImages, Split};
 pub use image_array::ImageArray;
-pub use image_folder::{ImageFolder, ImageFolderConfig};
+pub use image_folder::{ImageFolder, ImageFolderConfig, OnCorrupt};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
 pub use stl10::{read_stl10, Stl10Split};
 pub use subset::Subset;

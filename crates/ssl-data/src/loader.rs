@@ -98,20 +98,27 @@ impl<D: Dataset + ?Sized + 'static> Loader<D> {
     /// decoding in parallel) and joined. Meant for a loader without `shuffle`, whose order
     /// is the index order.
     ///
+    /// # Errors
+    /// The dataset's read error (a file that no longer decodes).
+    ///
     /// # Panics
     /// When `shuffle` is set (the rows would not be in index order).
-    pub fn read_all(&self) -> (Tensor, Option<Tensor>) {
+    pub fn read_all(&self) -> Result<(Tensor, Option<Tensor>)> {
         assert!(!self.cfg.shuffle, "Loader::read_all reads in index order: set shuffle: false");
         let (mut images, mut labels, mut labelled) = (Vec::new(), Vec::new(), true);
-        for batch in self.epoch(0) {
+        let mut epoch = self.epoch(0);
+        for batch in &mut epoch {
             images.push(batch.images);
             match batch.labels {
                 Some(l) => labels.push(l),
                 None => labelled = false,
             }
         }
+        if let Some(e) = epoch.take_error() {
+            return Err(e);
+        }
         let labels = (labelled && !labels.is_empty()).then(|| Tensor::cat(&labels, 0)); // [N]
-        (Tensor::cat(&images, 0), labels) // [N, C, H, W]
+        Ok((Tensor::cat(&images, 0), labels)) // [N, C, H, W]
     }
 
     /// Starts the workers for epoch `epoch` and returns its batches in order.
@@ -130,7 +137,7 @@ impl<D: Dataset + ?Sized + 'static> Loader<D> {
         let mut receivers = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for w in 0..workers {
-            let (tx, rx) = bounded(self.cfg.prefetch);
+            let (tx, rx) = bounded::<Result<Batch>>(self.cfg.prefetch);
             let (dataset, order, bs) =
                 (Arc::clone(&self.dataset), Arc::clone(&order), self.cfg.batch_size);
             let epoch_seed = mix(self.cfg.seed ^ 0x005E_ED1A_A6E5, epoch);
@@ -144,23 +151,35 @@ impl<D: Dataset + ?Sized + 'static> Loader<D> {
             }));
             receivers.push(rx);
         }
-        EpochBatches { receivers, handles, first, next: first, total, waited: Duration::ZERO }
+        EpochBatches {
+            receivers,
+            handles,
+            first,
+            next: first,
+            total,
+            waited: Duration::ZERO,
+            error: None,
+        }
     }
 }
 
 /// Reads the images of `indices` (image `i` with the stream `mix(epoch_seed, i)`).
-fn assemble<D: Dataset + ?Sized>(dataset: &D, indices: Vec<usize>, epoch_seed: u64) -> Batch {
+fn assemble<D: Dataset + ?Sized>(
+    dataset: &D,
+    indices: Vec<usize>,
+    epoch_seed: u64,
+) -> Result<Batch> {
     let [c, h, w] = dataset.image_shape();
     let size = c * h * w;
     let mut pixels = vec![0u8; indices.len() * size];
     for (out, &i) in pixels.chunks_exact_mut(size).zip(&indices) {
-        dataset.read_image_at(i, mix(epoch_seed, i as u64), out);
+        dataset.try_read_image_at(i, mix(epoch_seed, i as u64), out)?;
     }
     let shape = [indices.len() as i64, c as i64, h as i64, w as i64];
     let images = Tensor::from_slice(&pixels).view(shape); // [B, C, H, W]
     let labels: Option<Vec<i64>> = indices.iter().map(|&i| dataset.label(i)).collect();
     let labels = labels.map(|l| Tensor::from_slice(&l)); // [B]
-    Batch { images, labels, indices }
+    Ok(Batch { images, labels, indices })
 }
 
 /// SplitMix64-style mixing of the seed and the epoch into one 64-bit seed.
@@ -174,19 +193,27 @@ fn mix(seed: u64, epoch: u64) -> u64 {
 /// The batches of one epoch, in order; dropping it stops the workers.
 #[derive(Debug)]
 pub struct EpochBatches {
-    receivers: Vec<Receiver<Batch>>,
+    receivers: Vec<Receiver<Result<Batch>>>,
     handles: Vec<JoinHandle<()>>,
     /// The first batch read (0 unless resumed mid-epoch).
     first: usize,
     next: usize,
     total: usize,
     waited: Duration,
+    /// A read error that ended the epoch early.
+    error: Option<DataError>,
 }
 
 impl EpochBatches {
     /// The index of the first batch ([`Loader::epoch_from`]'s `first`).
     pub fn first(&self) -> usize {
         self.first
+    }
+
+    /// The read error that ended the epoch early (a file that no longer decodes), if any:
+    /// the iterator stops at the batch that failed, and the caller asks here.
+    pub fn take_error(&mut self) -> Option<DataError> {
+        self.error.take()
     }
 
     /// Total time the consumer waited for a batch that was not ready yet.
@@ -199,7 +226,7 @@ impl Iterator for EpochBatches {
     type Item = Batch;
 
     fn next(&mut self) -> Option<Batch> {
-        if self.next == self.total {
+        if self.next == self.total || self.error.is_some() {
             return None;
         }
         let rx = &self.receivers[(self.next - self.first) % self.receivers.len()];
@@ -213,7 +240,13 @@ impl Iterator for EpochBatches {
             }
         };
         self.next += 1;
-        Some(batch)
+        match batch {
+            Ok(batch) => Some(batch),
+            Err(e) => {
+                self.error = Some(e);
+                None
+            }
+        }
     }
 }
 

@@ -48,6 +48,15 @@ impl<D: Dataset + ?Sized> Dataset for Subset<D> {
         self.inner.read_image_at(self.range.start + index, stream, out);
     }
 
+    fn try_read_image_at(&self, index: usize, stream: u64, out: &mut [u8]) -> Result<()> {
+        assert!(index < self.len(), "subset: index {index} out of {} images", self.len());
+        self.inner.try_read_image_at(self.range.start + index, stream, out)
+    }
+
+    fn skipped(&self) -> Vec<std::path::PathBuf> {
+        self.inner.skipped()
+    }
+
     fn label(&self, index: usize) -> Option<i64> {
         self.inner.label(self.range.start + index)
     }

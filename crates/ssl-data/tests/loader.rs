@@ -87,6 +87,6 @@ fn an_epoch_from_a_batch_on_is_the_tail_of_the_whole_epoch() {
         assert_eq!(tail, whole[5..], "{workers} workers");
         assert_eq!(l.epoch_from(2, 15).count(), 0, "from the end: nothing");
     }
-    let all = loader(10, false, cfg(4, 2, false, false)).read_all();
+    let all = loader(10, false, cfg(4, 2, false, false)).read_all().unwrap();
     assert_eq!((decoded(&all.0), all.1.is_none()), ((0..10).collect(), true));
 }

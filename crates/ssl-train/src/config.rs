@@ -12,7 +12,7 @@ use ssl_models::{BackboneConfig, Precision, ProjectionHead, ProjectionHeadConfig
 use tch::nn;
 
 use crate::data_source::{DataFormat, SourceConfig};
-use crate::error::invalid;
+use crate::error::{at_key, at_view_key, invalid};
 use crate::eval::{KnnConfig, LinearProbeConfig};
 pub use crate::methods::{
     MethodConfig, SimClrConfig, SimClrDclConfig, SimClrHclConfig, METHOD_NAMES,
@@ -68,6 +68,9 @@ pub struct DataConfig {
     /// `image_folder` only: 3 (RGB, the default) or 1 (grayscale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<i64>,
+    /// `image_folder` only: `fail` (the default) or `skip` files that do not decode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_corrupt: Option<ssl_data::OnCorrupt>,
     /// Images per batch, N; each gives two views, so the loss sees 2N.
     pub batch_size: i64,
     /// Loader threads assembling batches.
@@ -85,6 +88,7 @@ impl DataConfig {
             test_dir: self.test_dir.clone(),
             image_size: self.image_size,
             channels: self.channels,
+            on_corrupt: self.on_corrupt,
         }
     }
 }
@@ -504,16 +508,16 @@ impl Config {
             );
         }
         if let Some(r) = e.resize {
-            r.build()?;
+            r.build().map_err(|e| at_key("eval.resize", e))?;
         }
         if self.checkpoint.every_steps == Some(0) {
             return invalid("checkpoint.every_steps", "0", "must be ≥ 1 or null");
         }
-        self.augment.build()?;
+        self.augment.build().map_err(|e| at_view_key("augment", e))?;
         if let Some(v) = &self.augment_view2 {
-            v.build()?;
+            v.build().map_err(|e| at_view_key("augment_view2", e))?;
         }
-        self.model.backbone.validate()?;
+        self.model.backbone.validate().map_err(|e| at_key("model.backbone", e))?;
         self.check_vit_sizes()?;
         self.method.validate()?;
         Ok(())
@@ -639,5 +643,20 @@ mod tests {
         assert!(err.contains("temperature"), "{err}");
         let err = parse(BASE, &["model.backbone.width=0"]).unwrap_err().to_string();
         assert!(err.contains("width"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_dotted_key_and_the_range() {
+        for (set, key, range) in [
+            ("method.loss.temperature=-0.5", "method.loss.temperature", "> 0"),
+            ("augment.flip.p=1.5", "augment.flip.p", "[0, 1]"),
+            ("augment.color_jitter.p=-0.1", "augment.color_jitter.p", "[0, 1]"),
+            ("optim.momentum=-1", "optim.momentum", "[0, 1)"),
+        ] {
+            let err = parse(BASE, &[set]).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains(range), "{set}: {err}");
+        }
+        let err = parse(BASE, &["train.steps=ten"]).unwrap_err().to_string();
+        assert!(err.contains("train.steps"), "{err}");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use ssl_data::{
     read_stl10, Cifar, Dataset, IdxImages, ImageFolder, ImageFolderConfig, Loader, LoaderConfig,
-    Split, Stl10Split,
+    OnCorrupt, Split, Stl10Split,
 };
 use tch::Tensor;
 
@@ -56,6 +56,10 @@ pub struct SourceConfig {
     /// `image_folder` only: 3 (RGB, the default) or 1 (grayscale, PIL's luma).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<i64>,
+    /// `image_folder` only: a file that does not decode stops the run naming it (`fail`, the
+    /// default) or is left out and listed in the summary (`skip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_corrupt: Option<OnCorrupt>,
 }
 
 /// Which images of a source.
@@ -137,6 +141,9 @@ impl SourceConfig {
                 return invalid(&format!("{key}.channels"), c, "must be 1 or 3");
             }
         }
+        if self.on_corrupt.is_some() && !folder {
+            return invalid(&format!("{key}.on_corrupt"), "set", "only image_folder decodes files");
+        }
         if self.test_dir.is_some() && !folder {
             return invalid(
                 &format!("{key}.test_dir"),
@@ -180,6 +187,7 @@ impl SourceConfig {
                     size: [h, w],
                     random_crop: false,
                     channels: self.channels() as usize,
+                    on_corrupt: self.on_corrupt.unwrap_or_default(),
                     ..Default::default()
                 };
                 Arc::new(ImageFolder::open(dir, cfg)?)
@@ -212,7 +220,15 @@ impl SourceConfig {
             drop_last: false,
             seed: 0,
         };
-        Ok(Loader::new(set, cfg)?.read_all())
+        let read = Loader::new(Arc::clone(&set), cfg)?.read_all()?;
+        let skipped = set.skipped();
+        if !skipped.is_empty() {
+            eprintln!(
+                "warning: {key}: {} files skipped (on_corrupt: skip): {skipped:?}",
+                skipped.len()
+            );
+        }
+        Ok(read)
     }
 
     /// [`SourceConfig::load`] of images that must have labels.

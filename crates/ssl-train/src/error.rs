@@ -116,3 +116,44 @@ pub(crate) fn check_at_least(field: &str, value: i64, min: i64) -> Result<()> {
         invalid(field, value, &format!("must be ≥ {min}"))
     }
 }
+
+/// A leaf crate's config error (ssl-loss, ssl-models, ssl-aug's ops outside a view) found
+/// under the YAML section `section`: [`TrainError::Invalid`] naming the dotted key
+/// (`method.loss.temperature`); any other error unchanged.
+pub(crate) fn at_key(section: &str, e: impl Into<TrainError>) -> TrainError {
+    let (field, value, reason) = match e.into() {
+        TrainError::Loss(ssl_loss::LossError::InvalidConfig { field, value, reason }) => {
+            (field, value, reason)
+        }
+        TrainError::Model(ssl_models::ModelError::InvalidConfig {
+            field, value, reason, ..
+        }) => (field, value, reason),
+        TrainError::Aug(ssl_aug::AugError::InvalidConfig { field, value, reason, .. }) => {
+            (field, value, reason)
+        }
+        other => return other,
+    };
+    TrainError::Invalid { field: format!("{section}.{field}"), value, reason: reason.into() }
+}
+
+/// An augmentation op's config error inside the view at `section` (`augment`,
+/// `augment_view2`): [`TrainError::Invalid`] naming the view's key for the op
+/// (`augment.flip.p`); any other error unchanged.
+pub(crate) fn at_view_key(section: &str, e: ssl_aug::AugError) -> TrainError {
+    match e {
+        ssl_aug::AugError::InvalidConfig { op, field, value, reason } => {
+            let key = match op {
+                "random_resized_crop" => "crop",
+                "horizontal_flip" => "flip",
+                "gaussian_blur" => "blur",
+                other => other,
+            };
+            TrainError::Invalid {
+                field: format!("{section}.{key}.{field}"),
+                value,
+                reason: reason.into(),
+            }
+        }
+        other => other.into(),
+    }
+}

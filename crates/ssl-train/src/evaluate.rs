@@ -100,6 +100,9 @@ pub struct Summary {
     /// Steps skipped for a non-finite loss or gradient (`train.on_non_finite: skip`).
     #[serde(default)]
     pub skipped_steps: u64,
+    /// Pre-training files left out because they did not decode (`data.on_corrupt: skip`).
+    #[serde(default)]
+    pub skipped_files: Vec<std::path::PathBuf>,
     /// Seconds of each evaluated row: the trained network, random init, raw pixels.
     pub eval_row_seconds: Vec<(String, f64)>,
     /// Mean loss and kNN monitor per epoch.

@@ -281,6 +281,7 @@ fn evaluate_run(mut trained: ssl_train::Trained, run: &RunDir) -> Result<()> {
         eval_row_seconds,
         peak_rss_mib: ssl_train::evaluate::peak_rss_mib(),
         skipped_steps: trained.skipped_steps,
+        skipped_files: trained.skipped_files.clone(),
         epochs: trained.epochs.clone(),
         steps: trained.losses.len() as u64,
         linear: ours.linear.clone(),

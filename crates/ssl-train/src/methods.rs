@@ -9,6 +9,7 @@ use tch::nn::VarStore;
 use crate::byol::{Byol, ByolConfig};
 use crate::config::ProjectionConfig;
 use crate::densecl::{DenseCl, DenseClConfig};
+use crate::error::at_key;
 use crate::method::Method;
 use crate::moco::{Moco, MocoConfig};
 use crate::mocov3::{MocoV3, MocoV3Config};
@@ -150,29 +151,30 @@ impl MethodConfig {
             Self::Simclr(c) => {
                 check_projection(&c.projection)?;
                 if !c.loss.learnable_temperature {
-                    c.loss.build()?;
+                    c.loss.build().map_err(|e| at_key("method.loss", e))?;
                 }
                 Ok(())
             }
             Self::SimclrHcl(c) => {
                 check_projection(&c.projection)?;
-                c.loss.build()?;
+                c.loss.build().map_err(|e| at_key("method.loss", e))?;
                 Ok(())
             }
             Self::SimclrDcl(c) => {
                 check_projection(&c.projection)?;
-                c.loss.build()?;
+                c.loss.build().map_err(|e| at_key("method.loss", e))?;
                 Ok(())
             }
-            Self::Mocov1(c) | Self::Mocov2(c) => c.validate(),
-            Self::Mocov3(c) => c.validate(),
-            Self::Byol(c) => c.validate(),
-            Self::Simsiam(c) => c.validate(),
-            Self::Swav(c) => c.validate(),
-            Self::Densecl(c) => c.validate(),
+            // Their loss settings sit directly under `method` (`method.temperature`).
+            Self::Mocov1(c) | Self::Mocov2(c) => c.validate().map_err(|e| at_key("method", e)),
+            Self::Mocov3(c) => c.validate().map_err(|e| at_key("method", e)),
+            Self::Byol(c) => c.validate().map_err(|e| at_key("method", e)),
+            Self::Simsiam(c) => c.validate().map_err(|e| at_key("method", e)),
+            Self::Swav(c) => c.validate().map_err(|e| at_key("method", e)),
+            Self::Densecl(c) => c.validate().map_err(|e| at_key("method", e)),
             Self::Supcon(c) => {
                 check_projection(&c.projection)?;
-                c.loss.build()?;
+                c.loss.build().map_err(|e| at_key("method.loss", e))?;
                 Ok(())
             }
             Self::Supervised(c) => c.validate(),

@@ -170,3 +170,22 @@ impl RunDir {
         Ok(path)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_directory_that_cannot_be_created_is_an_error_naming_it() {
+        let scratch = ssl_testutil::ScratchDir::new("run-dir-blocked");
+        let file = scratch.join("a-file");
+        std::fs::write(&file, b"not a directory").unwrap();
+        let cfg = crate::config::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/simclr-fmnist.yaml"),
+            &[],
+        )
+        .unwrap();
+        let err = RunDir::create(&file.join("run"), &cfg).unwrap_err().to_string();
+        assert!(err.contains("a-file/run"), "{err}");
+    }
+}

@@ -9,7 +9,7 @@ use tch::nn::{self, ModuleT, VarStore};
 use tch::{Kind, Tensor};
 
 use crate::config::HeadConfig;
-use crate::error::{check_at_least, invalid};
+use crate::error::{at_key, check_at_least, invalid};
 use crate::method::{Batch, Method, StepContext, StepOutput};
 use crate::state::{load_queue, queue_state, State, StateDict};
 use crate::{Config, Result};
@@ -47,7 +47,7 @@ impl SwavConfig {
     /// [`crate::TrainError::Invalid`] naming the field, or the loss's config error.
     pub fn validate(&self) -> Result<()> {
         self.projector.validate("method.projector")?;
-        self.loss.build()?;
+        self.loss.build().map_err(|e| at_key("method.loss", e))?;
         check_at_least("method.num_prototypes", self.num_prototypes, 2)?;
         if self.n_global < 1 || self.n_global + self.n_local < 2 {
             return invalid(

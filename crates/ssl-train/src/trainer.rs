@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use ssl_aug::{aug_rng, Aug};
-use ssl_data::{Loader, LoaderConfig, Subset};
+use ssl_data::{Dataset, Loader, LoaderConfig, Subset};
 use ssl_models::CpuFeatures;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -123,6 +123,8 @@ pub struct Trained {
     pub data_wait_seconds: f64,
     /// Steps skipped for a non-finite loss or gradient (`train.on_non_finite: skip`).
     pub skipped_steps: u64,
+    /// Pre-training files left out because they did not decode (`data.on_corrupt: skip`).
+    pub skipped_files: Vec<PathBuf>,
 }
 
 /// Builds a method's variables in a [`VarStore`] (for [`train_with`]).
@@ -237,7 +239,7 @@ pub(crate) fn train_from(
     let n = images.len();
     // A held-out tail of evaluation's training images stays out of pre-training too.
     let cut = if cfg.pretrains_on_eval_train() { held_out(&cfg, n) } else { 0 };
-    let pretrain = Subset::new(images, 0..n - cut)?;
+    let pretrain = Arc::new(Subset::new(images, 0..n - cut)?);
     let monitor = Monitor::new(&cfg)?;
     let (vs, mut model) = build_seeded(&cfg, device, build)?;
     if let Some(path) = &cfg.model.init_from {
@@ -273,7 +275,7 @@ pub(crate) fn train_from(
     }
     let mut last_good: Option<PathBuf> = None;
     let loader = Loader::new(
-        Arc::new(pretrain),
+        Arc::clone(&pretrain),
         LoaderConfig {
             batch_size: cfg.data.batch_size as usize,
             workers: cfg.data.workers,
@@ -409,12 +411,12 @@ pub(crate) fn train_from(
             // libtorch's generator (MoCo's shuffle, …) restarts from (seed, step) every step,
             // so a resumed run draws what the uninterrupted one drew.
             tch::manual_seed(step_seed(cfg.seed, step));
-            let x = batch.images.to_device(device).to_kind(Kind::Float) / 255.0; // [B, 1, H, W]
-            let views: Vec<Tensor> = (model.views().iter().enumerate())
+            let x = batch.images.to_device(device).to_kind(Kind::Float) / 255.0; // [B, C, H, W]
+            let views = (model.views().iter().enumerate())
                 .map(|(v, aug)| {
-                    aug.forward(&x, &mut aug_rng(cfg.seed, &[epoch, i as u64, v as u64]))
+                    aug.f_forward(&x, &mut aug_rng(cfg.seed, &[epoch, i as u64, v as u64]))
                 })
-                .collect(); // each [B, C, H', W']
+                .collect::<std::result::Result<Vec<Tensor>, _>>()?; // each [B, C, H', W']
             let ctx = StepContext { step, total: total.unwrap_or(u64::MAX), epoch };
             let labels = batch.labels.as_ref().filter(|_| model.uses_labels());
             if model.uses_labels() && labels.is_none() {
@@ -492,6 +494,9 @@ pub(crate) fn train_from(
                 }
             }
         }
+        if let Some(e) = batches.take_error() {
+            return Err(e.into());
+        }
         waited += batches.waited().as_secs_f64();
         drop(batches);
         step_seconds += epoch_start.elapsed().as_secs_f64();
@@ -564,6 +569,10 @@ pub(crate) fn train_from(
     if skipped > 0 {
         println!("{skipped} steps skipped for a non-finite loss or gradient");
     }
+    let files = pretrain.skipped();
+    if !files.is_empty() {
+        println!("{} files skipped (data.on_corrupt: skip): {files:?}", files.len());
+    }
     let images_per_second = (losses.len() as f64 * b as f64) / step_seconds.max(1e-9);
     Ok(Trained {
         vs,
@@ -578,6 +587,7 @@ pub(crate) fn train_from(
         images_per_second,
         data_wait_seconds: waited,
         skipped_steps: skipped,
+        skipped_files: files,
     })
 }
 

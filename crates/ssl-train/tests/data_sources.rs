@@ -265,3 +265,25 @@ fn channels_and_sizes_that_disagree_with_the_model_or_the_format_name_the_key() 
     let err = load(&["data.format=tiff"]);
     assert!(err.contains("data.format") || err.contains("tiff"), "{err}");
 }
+
+#[test]
+fn a_corrupt_png_stops_pretraining_naming_it_or_is_skipped_and_listed() {
+    let dir = ScratchDir::new("folder-corrupt");
+    labelled_folder(&dir.join("train"), 18, 0);
+    let bad = dir.join("train/class1/004.png"); // decodes its header, not its data
+    let bytes = std::fs::read(&bad).unwrap();
+    std::fs::write(&bad, &bytes[..bytes.len() / 2]).unwrap();
+    let d = dir.display();
+    let keys = [
+        "data.format=image_folder".to_string(),
+        format!("data.dir={d}/train"),
+        "data.image_size=24".into(),
+    ];
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let err = ssl_train::train(&cfg(&keys), None).unwrap_err().to_string();
+    assert!(err.contains("004.png") && err.contains("does not decode"), "{err}");
+    keys.push("data.on_corrupt=skip");
+    let trained = ssl_train::train(&cfg(&keys), None).unwrap();
+    assert_eq!(trained.skipped_files, [bad]);
+    assert_eq!(trained.losses.len(), 2);
+}
