@@ -72,6 +72,13 @@ fn medians(rounds: &[BTreeMap<String, Value>]) -> Result<Vec<Value>> {
         for f in ["ours_img_s", "pytorch_img_s"] {
             out[f] = median(rounds.iter().filter_map(|r| r.get(key)?[f].as_f64()).collect());
         }
+        // Each round's two sides ran minutes apart at most: their ratio is the machine's
+        // drift-free comparison, and its spread over the rounds is the noise.
+        let each = rounds.iter().filter_map(|r| {
+            let r = r.get(key)?;
+            Some(r["ours_img_s"].as_f64()? / r["pytorch_img_s"].as_f64()?)
+        });
+        out["round_ratios"] = json!(each.collect::<Vec<f64>>());
         rows.push(out);
     }
     Ok(rows)
@@ -81,12 +88,15 @@ fn medians(rounds: &[BTreeMap<String, Value>]) -> Result<Vec<Value>> {
 fn table(rows: &[Value]) -> String {
     let mut out = String::from(
         "| model | size | batch | precision | layout | device | ours (img/s) | PyTorch (img/s) \
-         | ours / PyTorch |\n|---|---|---|---|---|---|---|---|---|\n",
+         | ours / PyTorch | each round's ratio |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let s = |k: &str| r[k].as_str().map_or_else(|| r[k].to_string(), str::to_owned);
+        let rounds: Vec<String> = (r["round_ratios"].as_array().into_iter().flatten())
+            .filter_map(|x| Some(format!("{:.2}", x.as_f64()?)))
+            .collect();
         out += &format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s("model"),
             s("size"),
             s("batch"),
@@ -96,6 +106,7 @@ fn table(rows: &[Value]) -> String {
             cell(&r["ours_img_s"], 1),
             cell(&r["pytorch_img_s"], 1),
             ratio(&r["ours_img_s"], &r["pytorch_img_s"]),
+            if rounds.is_empty() { "–".into() } else { rounds.join(", ") },
         );
     }
     out
@@ -123,7 +134,7 @@ mod tests {
             (Some(200.0), Some(50.0))
         );
         let t = table(&rows);
-        assert!(t.contains("| 200.0 | 50.0 | 4.00 |"), "{t}");
-        assert!(t.contains("| 1.0 | – | – |"), "a side that did not run shows a dash: {t}");
+        assert!(t.contains("| 200.0 | 50.0 | 4.00 | 2.00, 7.50, 3.33 |"), "{t}");
+        assert!(t.contains("| 1.0 | – | – | – |"), "a side that did not run shows a dash: {t}");
     }
 }

@@ -325,8 +325,7 @@ impl ImageFolder {
             path: path.clone(),
             reason: format!("{what}: {e}"),
         };
-        let image = kornia_io::functional::read_image_any_rgb8(path)
-            .map_err(|e| fail("does not decode", &e))?;
+        let image = crate::decode::read_rgb8(path)?;
         let (h, w) = (image.height(), image.width());
         let [top, left, bh, bw] = self.crop_box(h, w, stream);
         let mut boxed = Image::<u8, 3>::from_size_val(ImageSize { width: bw, height: bh }, 0)

@@ -22,6 +22,7 @@
 
 mod cifar;
 mod dataset;
+mod decode;
 mod digits;
 mod error;
 mod idx;
