@@ -39,6 +39,9 @@ pub struct Position {
     pub epoch: u64,
     /// The index of the next batch within that epoch.
     pub batch: u64,
+    /// The step that epoch began with (its mean loss covers the steps from there).
+    #[serde(default)]
+    pub epoch_first_step: u64,
     /// Every step's loss so far.
     pub losses: Vec<f64>,
     /// Every finished epoch's metrics.
@@ -62,6 +65,7 @@ impl Position {
             steps: 0,
             epoch: 0,
             batch: 0,
+            epoch_first_step: 0,
             losses: Vec::new(),
             epochs: Vec::new(),
             knn_monitor_before: None,

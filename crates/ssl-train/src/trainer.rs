@@ -335,11 +335,14 @@ pub(crate) fn train_from(
         done >= cut || Some(done) == total
     };
     let (first_epoch, mut first_batch) = (at.epoch, at.batch as usize);
+    // A run resumed mid-epoch: that epoch's mean loss still starts at its first step.
+    let mut resumed_epoch_first = (at.batch > 0).then_some(at.epoch_first_step as usize);
     for epoch in first_epoch.. {
         if finished(&losses, total) {
             break; // A run resumed from its last checkpoint.
         }
-        let first = losses.len();
+        let here = losses.len(); // this process's first step of the epoch
+        let first = resumed_epoch_first.take().unwrap_or(here);
         let mut recent: Vec<Tensor> = Vec::new(); // the epoch's last embeddings
         let epoch_start = Instant::now();
         let mut batches = loader.epoch_from(epoch, std::mem::take(&mut first_batch));
@@ -464,7 +467,7 @@ pub(crate) fn train_from(
             }
             losses.push(value);
             let ips =
-                ((losses.len() - first) as i64 * b) as f64 / epoch_start.elapsed().as_secs_f64();
+                ((losses.len() - here) as i64 * b) as f64 / epoch_start.elapsed().as_secs_f64();
             progress.step(step, epoch, value, ips);
             if let Some(run) = run {
                 run.log_step(&StepMetrics {
@@ -480,6 +483,7 @@ pub(crate) fn train_from(
                         steps: step + 1,
                         epoch,
                         batch: i as u64 + 1,
+                        epoch_first_step: first as u64,
                         losses: losses.clone(),
                         epochs: epochs.clone(),
                         knn_monitor_before,
@@ -546,6 +550,7 @@ pub(crate) fn train_from(
                 steps: losses.len() as u64,
                 epoch: epoch + 1,
                 batch: 0,
+                epoch_first_step: losses.len() as u64,
                 losses: losses.clone(),
                 epochs: epochs.clone(),
                 knn_monitor_before,

@@ -121,6 +121,20 @@ fn killed_and_resumed_equals_uninterrupted(config: &str, extra: &[&str], kill_af
     }
     let model = |run: &Path| std::fs::read(run.join("checkpoint.safetensors")).unwrap();
     assert_eq!(model(&whole), model(&killed), "the backbones' files, byte for byte");
+    // Epoch lines: the mean losses and the monitors agree too (the collapse monitors read
+    // only the embeddings after the checkpoint in a resumed epoch, so they are left out).
+    let epochs = |run: &Path| -> Vec<(String, String, String)> {
+        let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with("{\"step\":"))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let f = |k: &str| v[k].to_string();
+                (f("loss"), f("knn_monitor"), f("online_linear"))
+            })
+            .collect()
+    };
+    assert_eq!(epochs(&whole), epochs(&killed), "{config}: the epoch lines");
 }
 
 #[test]
