@@ -12,6 +12,7 @@ mod bench_report;
 mod ci;
 mod dataset;
 mod digits;
+mod fuzz;
 mod libtorch;
 mod setup;
 mod shell;
@@ -71,6 +72,18 @@ enum Command {
     /// batch 256 next to PyTorch eager (torchvision's resnet18); writes
     /// target/bench/models.json and the table in docs/benchmarks.md (~10 min on 2 cores)
     BenchModels(SetupArgs),
+    /// Set up, then run each fuzz target of `fuzz/` (IDX, CIFAR, STL-10, image folder,
+    /// config) for `--seconds` with libFuzzer (nightly and cargo-fuzz needed).
+    Fuzz {
+        #[command(flatten)]
+        setup: SetupArgs,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Check the crate dependency direction, that every .rs file opens with `//!`, and that
     /// ARCHITECTURE.md's codemap names only files that exist.
     Tidy,
@@ -123,6 +136,10 @@ fn main() -> Result<()> {
         Command::BenchMethods(args) => {
             let env = setup::run(&args)?;
             bench_methods::run(&env)
+        }
+        Command::Fuzz { setup, seconds, target } => {
+            let env = setup::run(&setup)?;
+            fuzz::run(&env, seconds, target.as_deref())
         }
         Command::Tidy => tidy::check(&shell::workspace_root()),
     }

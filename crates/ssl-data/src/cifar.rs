@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::records::{checked_label, read_records};
+use crate::records::{check_records, checked_label, read_records};
 use crate::{ImageArray, Result, Split};
 
 /// Which CIFAR set.
@@ -55,17 +55,41 @@ impl Cifar {
     /// [`crate::DataError::Format`] naming a file that is empty, truncated (not a whole number
     /// of records) or holds a label out of range.
     pub fn read(self, dir: impl AsRef<Path>, split: Split) -> Result<ImageArray> {
-        let (skip, record) = (self.label_bytes(), self.label_bytes() + PIXELS);
+        let record = self.label_bytes() + PIXELS;
         let (mut pixels, mut labels) = (Vec::new(), Vec::new());
         for path in self.files(dir.as_ref(), split) {
             let bytes = read_records(&path, record, "CIFAR")?;
-            for (i, r) in bytes.chunks_exact(record).enumerate() {
-                // The last label byte is CIFAR-10's label and CIFAR-100's fine label.
-                labels.push(checked_label(&path, i, i64::from(r[skip - 1]), self.classes())?);
-                pixels.extend_from_slice(&r[skip..]);
-            }
+            self.parse_into(&bytes, &path, &mut pixels, &mut labels)?;
         }
         Ok(ImageArray::new(pixels, [3, 32, 32], Some(labels)))
+    }
+
+    /// The images and labels of one file's bytes (`path` names it in errors).
+    ///
+    /// # Errors
+    /// [`crate::DataError::Format`] as [`Cifar::read`].
+    pub fn parse(self, bytes: &[u8], path: &Path) -> Result<ImageArray> {
+        check_records(bytes, path, self.label_bytes() + PIXELS, "CIFAR")?;
+        let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+        self.parse_into(bytes, path, &mut pixels, &mut labels)?;
+        Ok(ImageArray::new(pixels, [3, 32, 32], Some(labels)))
+    }
+
+    /// Appends the records of `bytes` (a whole number of them) to `pixels` and `labels`.
+    fn parse_into(
+        self,
+        bytes: &[u8],
+        path: &Path,
+        pixels: &mut Vec<u8>,
+        labels: &mut Vec<i64>,
+    ) -> Result<()> {
+        let (skip, record) = (self.label_bytes(), self.label_bytes() + PIXELS);
+        for (i, r) in bytes.chunks_exact(record).enumerate() {
+            // The last label byte is CIFAR-10's label and CIFAR-100's fine label.
+            labels.push(checked_label(path, i, i64::from(r[skip - 1]), self.classes())?);
+            pixels.extend_from_slice(&r[skip..]);
+        }
+        Ok(())
     }
 }
 

@@ -17,21 +17,56 @@ use crate::{DataError, Result};
 pub(crate) fn read_rgb8(path: &Path) -> Result<Image<u8, 3>> {
     let bytes =
         std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
+    rgb8(&bytes, path)
+}
+
+/// The `(width, height, pixels)` of a JPEG or PNG file's bytes, 8-bit RGB interleaved, as an
+/// image folder decodes them (`path` names the file in errors).
+///
+/// # Errors
+/// [`DataError::Image`] naming `path` when the bytes do not decode.
+pub fn decode_image_rgb8(bytes: &[u8], path: &Path) -> Result<(usize, usize, Vec<u8>)> {
+    let image = rgb8(bytes, path)?;
+    Ok((image.width(), image.height(), image.as_slice().to_vec()))
+}
+
+/// The most pixels a file may declare: PIL's `Image.MAX_IMAGE_PIXELS` (above it PIL warns of a
+/// decompression bomb). A 113-byte PNG can declare 327,680 × 46,854 pixels (found by
+/// fuzzing); the check comes before any buffer is allocated.
+pub const MAX_IMAGE_PIXELS: usize = 89_478_485;
+
+/// `Ok` when a `w` × `h` image is within [`MAX_IMAGE_PIXELS`].
+fn check_size(w: usize, h: usize, path: &Path) -> Result<()> {
+    match w.checked_mul(h) {
+        Some(n) if n <= MAX_IMAGE_PIXELS => Ok(()),
+        _ => Err(DataError::Image {
+            path: path.into(),
+            reason: format!(
+                "declares {w} × {h} pixels, more than the {MAX_IMAGE_PIXELS} an image may have \
+                 (PIL's MAX_IMAGE_PIXELS)"
+            ),
+        }),
+    }
+}
+
+fn rgb8(bytes: &[u8], path: &Path) -> Result<Image<u8, 3>> {
     let fail = |e: &dyn std::fmt::Display| DataError::Image {
         path: path.into(),
         reason: format!("does not decode: {e}"),
     };
     if !bytes.starts_with(b"\x89PNG") {
         // zune-jpeg converts gray and CMYK to RGB itself.
-        let layout = kornia_io::jpeg::decode_image_jpeg_layout(&bytes).map_err(|e| fail(&e))?;
+        let layout = kornia_io::jpeg::decode_image_jpeg_layout(bytes).map_err(|e| fail(&e))?;
+        check_size(layout.image_size.width, layout.image_size.height, path)?;
         let mut image =
             Image::<u8, 3>::from_size_val(layout.image_size, 0).map_err(|e| fail(&e))?;
-        kornia_io::jpeg::decode_image_jpeg_rgb8(&bytes, &mut image).map_err(|e| fail(&e))?;
+        kornia_io::jpeg::decode_image_jpeg_rgb8(bytes, &mut image).map_err(|e| fail(&e))?;
         return Ok(image);
     }
-    let mut decoder = png::Decoder::new(Cursor::new(&bytes));
+    let mut decoder = png::Decoder::new(Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| fail(&e))?;
+    check_size(reader.info().width as usize, reader.info().height as usize, path)?;
     let (color, _) = reader.output_color_type();
     let size = reader.output_buffer_size().ok_or_else(|| fail(&"an image too large"))?;
     let mut buf = vec![0u8; size];
@@ -88,6 +123,15 @@ mod tests {
             };
             assert_eq!(px, &want[..], "{color:?}");
         }
+    }
+
+    #[test]
+    fn a_png_declaring_more_pixels_than_pil_allows_is_an_error_before_any_allocation() {
+        // The fuzzer's find, with valid checksums: 68 bytes declaring 327,680 × 46,854 RGBA
+        // pixels (61 GB).
+        let crash: &[u8] = include_bytes!("../../../fuzz/seeds/image_folder/too-many-pixels.png");
+        let err = decode_image_rgb8(crash, Path::new("bomb.png")).unwrap_err().to_string();
+        assert!(err.contains("bomb.png") && err.contains("327680 × 46854"), "{err}");
     }
 
     #[test]

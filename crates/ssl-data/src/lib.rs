@@ -36,6 +36,7 @@ mod subset;
 
 pub use cifar::Cifar;
 pub use dataset::Dataset;
+pub use decode::{decode_image_rgb8, MAX_IMAGE_PIXELS};
 pub use digits::{Digits, DIGIT_SIDE};
 pub use error::{DataError, Result};
 pub use idx::{encode_idx, parse_idx, read_idx, IdxArray};
@@ -43,5 +44,5 @@ pub use idx_images::{IdxImages, Split};
 pub use image_array::ImageArray;
 pub use image_folder::{ImageFolder, ImageFolderConfig, OnCorrupt};
 pub use loader::{Batch, EpochBatches, Loader, LoaderConfig};
-pub use stl10::{read_stl10, Stl10Split};
+pub use stl10::{parse_stl10, read_stl10, Stl10Split};
 pub use subset::Subset;

@@ -13,6 +13,15 @@ use crate::{DataError, Result};
 pub(crate) fn read_records(path: &Path, record: usize, what: &str) -> Result<Vec<u8>> {
     let bytes =
         std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
+    check_records(&bytes, path, record, what)?;
+    Ok(bytes)
+}
+
+/// [`read_records`]' check of bytes already read from `path`.
+///
+/// # Errors
+/// [`DataError::Format`] naming `path`, as [`read_records`].
+pub(crate) fn check_records(bytes: &[u8], path: &Path, record: usize, what: &str) -> Result<()> {
     if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::Format {
             path: path.into(),
@@ -23,7 +32,7 @@ pub(crate) fn read_records(path: &Path, record: usize, what: &str) -> Result<Vec
             ),
         });
     }
-    Ok(bytes)
+    Ok(())
 }
 
 /// `label` as an int64 in `0..classes`, or an error naming the file and the record.

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::records::read_records;
+use crate::records::{check_records, read_records};
 use crate::{DataError, ImageArray, Result};
 
 /// The side of an STL-10 image.
@@ -41,28 +41,42 @@ pub fn read_stl10(dir: impl AsRef<Path>, split: Stl10Split) -> Result<ImageArray
         Stl10Split::Test => "test",
     };
     let x_path = dir.join(format!("{prefix}_X.bin"));
-    let stored = read_records(&x_path, PIXELS, "STL-10 image")?;
-    let mut pixels = vec![0u8; stored.len()];
-    for (src, dst) in stored.chunks_exact(PIXELS).zip(pixels.chunks_exact_mut(PIXELS)) {
+    let x = read_records(&x_path, PIXELS, "STL-10 image")?;
+    let y_path = dir.join(format!("{prefix}_y.bin"));
+    let y = match split {
+        Stl10Split::Unlabeled => None,
+        _ => Some(read_records(&y_path, 1, "STL-10 label")?),
+    };
+    parse_stl10(&x, y.as_deref(), &x_path, &y_path)
+}
+
+/// [`read_stl10`] of bytes already read: the image file's `x` and, for a labelled part, the
+/// label file's `y` (`x_path` and `y_path` name them in errors).
+///
+/// # Errors
+/// As [`read_stl10`], but for I/O.
+pub fn parse_stl10(x: &[u8], y: Option<&[u8]>, x_path: &Path, y_path: &Path) -> Result<ImageArray> {
+    check_records(x, x_path, PIXELS, "STL-10 image")?;
+    let mut pixels = vec![0u8; x.len()];
+    for (src, dst) in x.chunks_exact(PIXELS).zip(pixels.chunks_exact_mut(PIXELS)) {
         for c in 0..3 {
             let plane = c * SIDE * SIDE;
-            for x in 0..SIDE {
-                for y in 0..SIDE {
-                    dst[plane + y * SIDE + x] = src[plane + x * SIDE + y];
+            for col in 0..SIDE {
+                for row in 0..SIDE {
+                    dst[plane + row * SIDE + col] = src[plane + col * SIDE + row];
                 }
             }
         }
     }
-    let labels = match split {
-        Stl10Split::Unlabeled => None,
-        _ => {
-            let y_path = dir.join(format!("{prefix}_y.bin"));
-            let bytes = read_records(&y_path, 1, "STL-10 label")?;
-            let n = stored.len() / PIXELS;
+    let labels = match y {
+        None => None,
+        Some(bytes) => {
+            check_records(bytes, y_path, 1, "STL-10 label")?;
+            let n = x.len() / PIXELS;
             if bytes.len() != n {
                 return Err(DataError::CountMismatch {
-                    images: x_path,
-                    labels: y_path,
+                    images: x_path.into(),
+                    labels: y_path.into(),
                     n_images: n,
                     n_labels: bytes.len(),
                 });
@@ -70,7 +84,7 @@ pub fn read_stl10(dir: impl AsRef<Path>, split: Stl10Split) -> Result<ImageArray
             let labels = bytes.iter().enumerate().map(|(i, &b)| match b {
                 1..=10 => Ok(i64::from(b) - 1),
                 _ => Err(DataError::Format {
-                    path: y_path.clone(),
+                    path: y_path.into(),
                     reason: format!("record {i} has label {b}, outside 1..=10"),
                 }),
             });
