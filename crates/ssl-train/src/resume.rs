@@ -14,7 +14,7 @@ use crate::online_probe::OnlineProbe;
 use crate::optim::Optimizer;
 use crate::run_dir::{RunDir, CONFIG};
 use crate::state::State;
-use crate::trainer::{train_from, Trained};
+use crate::trainer::{default_method, train_from, Trained};
 use crate::{Result, TrainError};
 
 /// Everything a checkpoint holds, by group: `model` (the `VarStore`), `method` (momentum
@@ -87,7 +87,6 @@ pub fn resume(dir: &Path) -> Result<(Trained, RunDir)> {
         });
     }
     let run = RunDir::reopen(dir, &c.position)?;
-    let trained =
-        train_from(&cfg, Some(&run), Box::new(|vs, cfg| cfg.method.build(vs, cfg)), Some(c))?;
+    let trained = train_from(&cfg, Some(&run), Box::new(default_method), Some(c))?;
     Ok((trained, run))
 }

@@ -160,7 +160,7 @@ pub fn load_checkpoint(
 }
 
 /// The method `cfg` names.
-fn default_method(vs: &VarStore, cfg: &Config) -> Result<Box<dyn Method>> {
+pub(crate) fn default_method(vs: &VarStore, cfg: &Config) -> Result<Box<dyn Method>> {
     cfg.method.build(vs, cfg)
 }
 
