@@ -4,6 +4,8 @@
 use tch::nn::{self, init::FanInOut, init::NonLinearity, init::NormalOrUniform, Init};
 use tch::{Kind, Tensor};
 
+use crate::{winograd_conv3x3, ConvAlgorithm};
+
 /// torchvision ResNet's conv init: `kaiming_normal_(mode="fan_out", nonlinearity="relu")`.
 const CONV_INIT: Init = Init::Kaiming {
     dist: NormalOrUniform::Normal,
@@ -18,6 +20,7 @@ pub(crate) struct Conv {
     weight: Tensor,
     stride: i64,
     padding: i64,
+    algorithm: ConvAlgorithm,
 }
 
 impl Conv {
@@ -27,9 +30,14 @@ impl Conv {
         tch::no_grad(|| self.weight.shallow_clone().set_data(&nhwc));
     }
 
-    /// `x`: `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`, in `x`'s kind.
+    /// `x`: `[N, C_in, H, W]` → `[N, C_out, H / stride, W / stride]`, in `x`'s kind; by
+    /// Winograd where the conv's [`ConvAlgorithm`] picks it for `x`.
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         let w = cast(&self.weight, x.kind());
+        let ws = w.size(); // [C_out, C_in, k, k]
+        if self.algorithm.uses_winograd(ws[2], self.stride, (ws[1], ws[0]), x.kind(), x.device()) {
+            return winograd_conv3x3(x, &w);
+        }
         x.conv2d(&w, None::<Tensor>, [self.stride], [self.padding], [1], 1)
     }
 }
@@ -49,8 +57,15 @@ pub(crate) fn to_nhwc(x: &Tensor) -> Tensor {
     x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
-/// A bias-free square convolution with its variable at `p / "weight"`.
-pub(crate) fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> Conv {
+/// A bias-free square convolution with its variable at `p / "weight"`, computed by `algorithm`
+/// where it applies.
+pub(crate) fn conv(
+    p: nn::Path,
+    (c_in, c_out): (i64, i64),
+    k: i64,
+    stride: i64,
+    algorithm: ConvAlgorithm,
+) -> Conv {
     let cfg = nn::ConvConfig {
         stride,
         padding: k / 2,
@@ -59,7 +74,7 @@ pub(crate) fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64) -> C
         ..Default::default()
     };
     let weight = nn::conv2d(p, c_in, c_out, k, cfg).ws;
-    Conv { weight, stride, padding: k / 2 }
+    Conv { weight, stride, padding: k / 2, algorithm }
 }
 
 /// BatchNorm with weight 1 and bias 0, as PyTorch initialises it (tch draws the weight from

@@ -7,6 +7,8 @@
 //! - [`Backbone`]: the interface both implement and every method trains through;
 //!   [`BackboneConfig`] picks the family and builds it.
 //! - [`ProjectionHead`]: the MLP heads of SimCLR, MoCo v2 and BYOL.
+//! - [`winograd_conv3x3`]: Winograd's F(4×4, 3×3) convolution, which [`ConvAlgorithm`] lets a
+//!   ResNet use for its wide stride-1 3×3 convolutions on the CPU.
 //!
 //! Variable paths copy torchvision's `state_dict` keys (`layer1.0.conv1.weight`), so weights
 //! exported from PyTorch load with `VarStore::load`. See ARCHITECTURE.md for the crate map.
@@ -24,16 +26,20 @@
 //! ```
 
 mod backbone;
+mod conv_algorithm;
 mod error;
 mod init;
 mod precision;
 mod projection_head;
 mod resnet;
 mod vit;
+mod winograd;
 
 pub use backbone::{Backbone, BackboneConfig};
+pub use conv_algorithm::{ConvAlgorithm, AUTO_MIN_CHANNELS};
 pub use error::{ModelError, Result};
 pub use precision::{CpuFeatures, Precision, PrecisionChoice};
 pub use projection_head::{ProjectionHead, ProjectionHeadConfig};
 pub use resnet::{Block, ResNet, ResNetConfig, Stem};
 pub use vit::{sincos_pos_embed, Pool, PosEmbed, Vit, VitConfig};
+pub use winograd::winograd_conv3x3;

@@ -4,7 +4,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
 use crate::init::{batch_norm2d, conv, to_nhwc, Conv};
-use crate::{CpuFeatures, ModelError, Precision, PrecisionChoice, Result};
+use crate::{ConvAlgorithm, CpuFeatures, ModelError, Precision, PrecisionChoice, Result};
 
 /// The first layers of the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +74,11 @@ pub struct ResNetConfig {
     /// §5.1; torchvision's `zero_init_residual`). Off when absent from a config.
     #[cfg_attr(feature = "serde", serde(default))]
     pub zero_init_residual: bool,
+    /// How the stride-1 3×3 convolutions are computed; `auto` (Winograd F(4×4, 3×3) for f32
+    /// on the CPU from 128 channels, libtorch's direct convolution elsewhere) when absent from
+    /// a config. The outputs agree up to float rounding; see [`ConvAlgorithm`].
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub conv_algorithm: ConvAlgorithm,
 }
 
 impl ResNetConfig {
@@ -88,6 +93,7 @@ impl ResNetConfig {
             channels_last: false,
             precision: Precision::F32,
             zero_init_residual: false,
+            conv_algorithm: ConvAlgorithm::Auto,
         }
     }
 
@@ -130,7 +136,13 @@ struct Residual {
 }
 
 impl Residual {
-    fn new(p: &nn::Path, block: Block, c_in: i64, planes: i64, stride: i64) -> Self {
+    fn new(
+        p: &nn::Path,
+        block: Block,
+        (c_in, planes): (i64, i64),
+        stride: i64,
+        algorithm: ConvAlgorithm,
+    ) -> Self {
         let c_out = planes * block.expansion();
         let layers: Vec<(i64, i64, i64, i64)> = match block {
             Block::Basic => vec![(c_in, planes, 3, stride), (planes, planes, 3, 1)],
@@ -143,12 +155,13 @@ impl Residual {
             .enumerate()
             .map(|(i, (ci, co, k, s))| {
                 let n = i + 1;
-                (conv(p / format!("conv{n}"), ci, co, k, s), batch_norm2d(p / format!("bn{n}"), co))
+                let c = conv(p / format!("conv{n}"), (ci, co), k, s, algorithm);
+                (c, batch_norm2d(p / format!("bn{n}"), co))
             })
             .collect();
         let downsample = (stride != 1 || c_in != c_out).then(|| {
             let d = p / "downsample";
-            (conv(&d / 0, c_in, c_out, 1, stride), batch_norm2d(&d / 1, c_out))
+            (conv(&d / 0, (c_in, c_out), 1, stride, algorithm), batch_norm2d(&d / 1, c_out))
         });
         Self { convs, downsample }
     }
@@ -226,7 +239,7 @@ impl ResNet {
             Stem::ImageNet => (7, 2),
             Stem::Cifar => (3, 1),
         };
-        let conv1 = conv(p / "conv1", cfg.in_channels, cfg.width, k, stride);
+        let conv1 = conv(p / "conv1", (cfg.in_channels, cfg.width), k, stride, cfg.conv_algorithm);
         let bn1 = batch_norm2d(p / "bn1", cfg.width);
         let mut c_in = cfg.width;
         let mut stages = Vec::with_capacity(cfg.layers.len());
@@ -236,7 +249,13 @@ impl ResNet {
             let stage = (0..blocks)
                 .map(|b| {
                     let stride = if i > 0 && b == 0 { 2 } else { 1 };
-                    let block = Residual::new(&(&sp / b), cfg.block, c_in, planes, stride);
+                    let block = Residual::new(
+                        &(&sp / b),
+                        cfg.block,
+                        (c_in, planes),
+                        stride,
+                        cfg.conv_algorithm,
+                    );
                     if cfg.zero_init_residual {
                         block.zero_last_gamma();
                     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use ssl_models::{Backbone, BackboneConfig, Block, Pool, PosEmbed, Precision, ResNetConfig};
-use ssl_models::{Stem, VitConfig};
+use ssl_models::{ConvAlgorithm, Stem, VitConfig};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
@@ -62,7 +62,7 @@ fn check_resnet(name: &str, cfg: ResNetConfig) {
     assert!(stats >= 10, "{name}: only {stats} running statistics in the fixture");
 }
 
-fn basic_cifar(channels_last: bool) -> ResNetConfig {
+fn basic_cifar(channels_last: bool, conv_algorithm: ConvAlgorithm) -> ResNetConfig {
     ResNetConfig {
         block: Block::Basic,
         layers: vec![1, 1, 1, 1],
@@ -72,26 +72,39 @@ fn basic_cifar(channels_last: bool) -> ResNetConfig {
         channels_last,
         precision: Precision::F32,
         zero_init_residual: false,
+        conv_algorithm,
     }
 }
 
 #[test]
 fn torchvision_basic_block_resnet_with_a_cifar_stem_matches_nchw_and_channels_last() {
-    check_resnet("resnet_basic_cifar", basic_cifar(false));
-    check_resnet("resnet_basic_cifar", basic_cifar(true));
+    check_resnet("resnet_basic_cifar", basic_cifar(false, ConvAlgorithm::Direct));
+    check_resnet("resnet_basic_cifar", basic_cifar(true, ConvAlgorithm::Direct));
+}
+
+/// The same fixtures with every stride-1 3×3 convolution (all but the first of stages 2–4)
+/// computed by Winograd F(4×4, 3×3): torchvision's direct convolutions agree within `TOL`.
+#[test]
+fn torchvision_resnets_match_with_winograd_convolutions() {
+    check_resnet("resnet_basic_cifar", basic_cifar(false, ConvAlgorithm::Winograd));
+    check_resnet("resnet_basic_cifar", basic_cifar(true, ConvAlgorithm::Winograd));
+    check_resnet("resnet_bottleneck_imagenet", bottleneck(ConvAlgorithm::Winograd));
 }
 
 #[test]
 fn torchvision_bottleneck_resnet_with_the_imagenet_stem_matches() {
-    let cfg = ResNetConfig {
+    check_resnet("resnet_bottleneck_imagenet", bottleneck(ConvAlgorithm::Direct));
+}
+
+fn bottleneck(conv_algorithm: ConvAlgorithm) -> ResNetConfig {
+    ResNetConfig {
         block: Block::Bottleneck,
         layers: vec![1, 2, 1, 1],
         width: 4,
         in_channels: 3,
         stem: Stem::ImageNet,
-        ..basic_cifar(false)
-    };
-    check_resnet("resnet_bottleneck_imagenet", cfg);
+        ..basic_cifar(false, conv_algorithm)
+    }
 }
 
 fn check_vit(name: &str, pool: Pool) {
@@ -140,7 +153,8 @@ fn a_loaded_fixture_differs_from_a_fresh_network() {
     // The check above cannot pass by both sides ignoring the weights: a fresh network is far off.
     let want = io("resnet_basic_cifar");
     let vs = VarStore::new(Device::Cpu);
-    let net = BackboneConfig::ResNet(basic_cifar(false)).build(&vs.root()).unwrap();
+    let net =
+        BackboneConfig::ResNet(basic_cifar(false, ConvAlgorithm::Auto)).build(&vs.root()).unwrap();
     let fresh = tch::no_grad(|| net.forward_t(&want["input"], false));
     assert!(max_diff(&fresh, &want["eval"]) > 0.1);
 }
