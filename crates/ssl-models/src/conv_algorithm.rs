@@ -4,10 +4,12 @@
 use tch::{Device, Kind};
 
 /// Input and output channels from which [`ConvAlgorithm::Auto`] picks Winograd. Measured on the
-/// project's AVX2 CPU (AMD EPYC Zen 3, 2 cores), forward + backward at batch 256 against
-/// oneDNN's channels-last convolution: 64 channels at 32 × 32 px 1.42× slower by Winograd (its
-/// transforms move more memory than the 4× fewer products save), 128 at 16 px 1.32× faster,
-/// 256 at 8 px 1.54×, 512 at 4 px 2.4× (docs/benchmarks.md, "Winograd convolutions").
+/// project's AVX2 CPU (AMD EPYC Zen 3, 2 cores), forward + backward at batch 256, channels-last
+/// f32, against libtorch's (oneDNN's) direct convolution, three runs of
+/// `cargo run -p ssl-models --example winograd_shapes`: 64 channels at 32 px 0.74–0.95× (the
+/// transforms move more memory than the 4× fewer products save), 128 at 16 px 0.95–1.19×
+/// (break-even within the machine's noise), 256 at 8 px 1.43×, 512 at 4 px 2.18× (the first run,
+/// all in docs/benchmarks.md, "Winograd convolutions").
 pub const AUTO_MIN_CHANNELS: i64 = 128;
 
 /// How a ResNet computes its stride-1 3×3 convolutions (every other convolution, and every
