@@ -34,8 +34,14 @@ impl Conv {
     /// Winograd where the conv's [`ConvAlgorithm`] picks it for `x`.
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         let w = cast(&self.weight, x.kind());
+        // A backward pass may follow when autograd records ops on the weight: a product of one
+        // of its elements requires grad only then (under `no_grad` it does not, while views
+        // keep the flag).
         let ws = w.size(); // [C_out, C_in, k, k]
-        if self.algorithm.uses_winograd(ws[2], self.stride, (ws[1], ws[0]), x.kind(), x.device()) {
+        let one = w.narrow(0, 0, 1).narrow(1, 0, 1).narrow(2, 0, 1).narrow(3, 0, 1);
+        let backward = w.requires_grad() && (one * 1.0).requires_grad();
+        let on = (x.kind(), x.device());
+        if self.algorithm.uses_winograd(ws[2], self.stride, (ws[1], ws[0]), on, backward) {
             return winograd_conv3x3(x, &w);
         }
         x.conv2d(&w, None::<Tensor>, [self.stride], [self.padding], [1], 1)
@@ -94,4 +100,27 @@ pub(crate) fn batch_norm1d(p: nn::Path, c: i64) -> nn::BatchNorm {
 /// running statistics, as on SimSiam's and MoCo v3's projector outputs.
 pub(crate) fn batch_norm1d_plain(p: nn::Path, c: i64) -> nn::BatchNorm {
     nn::batch_norm1d(p, c, nn::BatchNormConfig { affine: false, ..Default::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn auto_uses_winograd_at_128_channels_only_when_a_backward_may_follow() {
+        let _rng = ssl_testutil::seed_global_rng(3); // draws: weights, input
+        let vs = nn::VarStore::new(Device::Cpu);
+        let c = conv(vs.root() / "c", (128, 128), 3, 1, ConvAlgorithm::Auto);
+        let x = Tensor::randn([2, 128, 8, 8], (Kind::Float, Device::Cpu));
+        let direct = x.conv2d(&c.weight, None::<Tensor>, [1], [1], [1], 1);
+        // The direct path reproduces libtorch's convolution bit for bit; Winograd only to
+        // rounding.
+        let eval = tch::no_grad(|| c.forward(&x));
+        assert!(eval.equal(&direct), "no_grad: the direct convolution");
+        let train = c.forward(&x);
+        assert!(train.requires_grad());
+        assert!(!train.equal(&direct), "recorded by autograd: Winograd");
+        assert!(train.allclose(&direct, 1e-4, 1e-4, false));
+    }
 }

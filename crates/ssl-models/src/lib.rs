@@ -36,7 +36,7 @@ mod vit;
 mod winograd;
 
 pub use backbone::{Backbone, BackboneConfig};
-pub use conv_algorithm::{ConvAlgorithm, AUTO_MIN_CHANNELS};
+pub use conv_algorithm::{ConvAlgorithm, AUTO_MIN_CHANNELS, AUTO_MIN_CHANNELS_FORWARD_ONLY};
 pub use error::{ModelError, Result};
 pub use precision::{CpuFeatures, Precision, PrecisionChoice};
 pub use projection_head::{ProjectionHead, ProjectionHeadConfig};
