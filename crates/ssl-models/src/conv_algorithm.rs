@@ -41,7 +41,7 @@ pub enum ConvAlgorithm {
 impl ConvAlgorithm {
     /// Whether a `k × k` convolution with `stride` from `c_in` to `c_out` channels runs by
     /// Winograd on activations of `kind` on `device`; `backward`: whether autograd records the
-    /// call (a backward pass may follow).
+    /// call (a backward pass may follow). `backward = true` never narrows the choice.
     pub fn uses_winograd(
         self,
         k: i64,
@@ -82,6 +82,20 @@ mod tests {
         let forward_only = |ch| ConvAlgorithm::Auto.uses_winograd(3, 1, ch, (f32, cpu), false);
         assert!(!forward_only((128, 128)), "measured slower at 128 channels without backward");
         assert!(forward_only((256, 256)));
+        // The invariant `Conv::forward` relies on to ask autograd only when it decides.
+        for alg in [ConvAlgorithm::Auto, ConvAlgorithm::Direct, ConvAlgorithm::Winograd] {
+            for ch in [1, 64, 127, 128, 255, 256, 512] {
+                for (k, s) in [(3, 1), (3, 2), (1, 1)] {
+                    let on = (f32, cpu);
+                    if alg.uses_winograd(k, s, (ch, ch), on, false) {
+                        assert!(
+                            alg.uses_winograd(k, s, (ch, ch), on, true),
+                            "{alg:?} {ch} {k} {s}"
+                        );
+                    }
+                }
+            }
+        }
         let forced = ConvAlgorithm::Winograd;
         assert!(forced.uses_winograd(3, 1, (1, 1), (f32, Device::Cuda(0)), false));
         assert!(!forced.uses_winograd(3, 2, (256, 256), (f32, cpu), true));

@@ -34,18 +34,27 @@ impl Conv {
     /// Winograd where the conv's [`ConvAlgorithm`] picks it for `x`.
     pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
         let w = cast(&self.weight, x.kind());
-        // A backward pass may follow when autograd records ops on the weight: a product of one
-        // of its elements requires grad only then (under `no_grad` it does not, while views
-        // keep the flag).
         let ws = w.size(); // [C_out, C_in, k, k]
-        let one = w.narrow(0, 0, 1).narrow(1, 0, 1).narrow(2, 0, 1).narrow(3, 0, 1);
-        let backward = w.requires_grad() && (one * 1.0).requires_grad();
         let on = (x.kind(), x.device());
-        if self.algorithm.uses_winograd(ws[2], self.stride, (ws[1], ws[0]), on, backward) {
+        let picks = |backward| {
+            self.algorithm.uses_winograd(ws[2], self.stride, (ws[1], ws[0]), on, backward)
+        };
+        // A backward pass only widens the choice, so autograd is asked (a small op) only for
+        // the convolutions where its answer decides.
+        if picks(true) && (picks(false) || autograd_records(&w)) {
             return winograd_conv3x3(x, &w);
         }
         x.conv2d(&w, None::<Tensor>, [self.stride], [self.padding], [1], 1)
     }
+}
+
+/// Whether autograd records ops on `t`, so that a backward pass may follow: a product of one of
+/// its elements requires grad only then (under `no_grad` it does not, while views keep the
+/// flag, and tch has no query for the grad mode).
+fn autograd_records(t: &Tensor) -> bool {
+    // The first element by views (a `flatten` would copy a channels-last weight).
+    let first = || (0..t.dim() as i64).fold(t.shallow_clone(), |v, d| v.narrow(d, 0, 1));
+    t.requires_grad() && (first() * 1.0).requires_grad()
 }
 
 /// `t` in `kind`, without a copy when it already is (how one f32 weight serves f32 and bf16

@@ -76,8 +76,8 @@ pub struct ResNetConfig {
     pub zero_init_residual: bool,
     /// How the stride-1 3×3 convolutions are computed; `auto` (Winograd F(4×4, 3×3) for f32
     /// on the CPU from 128 channels in training, 256 without a backward pass; libtorch's direct
-    /// convolution elsewhere) when absent from
-    /// a config. The outputs agree up to float rounding; see [`ConvAlgorithm`].
+    /// convolution elsewhere) when absent from a config. The outputs agree up to float
+    /// rounding; see [`ConvAlgorithm`].
     #[cfg_attr(feature = "serde", serde(default))]
     pub conv_algorithm: ConvAlgorithm,
 }

@@ -103,9 +103,10 @@ pub fn winograd_conv3x3(x: &Tensor, w: &Tensor) -> Tensor {
         kron_square(&G).to_device(device),
         kron_square(&AT).to_device(device),
     );
-    // Zero padding 1 on the top and left, and enough on the bottom and right for whole tiles.
+    // Zero padding 1 on the top and left, and enough on the bottom and right for whole tiles:
+    // [N, M·th + 2, M·tw + 2, C].
     let padded =
-        x.permute([0, 2, 3, 1]).constant_pad_nd([0, 0, 1, M * tw - wd + 1, 1, M * th - h + 1]); // [N, M·th + 2, M·tw + 2, C]
+        x.permute([0, 2, 3, 1]).constant_pad_nd([0, 0, 1, M * tw - wd + 1, 1, M * th - h + 1]);
     let tiles = padded.unfold(1, T, M).unfold(2, T, M); // [N, th, tw, C, 6, 6] (overlapping view)
     let d = tiles.permute([4, 5, 0, 1, 2, 3]).reshape([T * T, -1]); // [36, N·th·tw·C]
     let v = kb.matmul(&d).view([T * T, n * th * tw, c]); // Bᵀ d B: [36, tiles, C]
@@ -113,9 +114,10 @@ pub fn winograd_conv3x3(x: &Tensor, w: &Tensor) -> Tensor {
     let u = kg.matmul(&g).view([T * T, c, co]); // G g Gᵀ: [36, C, C_out]
     let prod = v.bmm(&u); // Σ_c over each of the 36 elements: [36, tiles, C_out]
     let y = ka.matmul(&prod.view([T * T, -1])).view([M, M, n, th, tw, co]); // Aᵀ · A
-                                                                            // One copy into the input's layout (`reshape` alone may return a strided view when there is
-                                                                            // one tile per row or column), dropping the padded tiles' extra rows and columns.
-    if x.size()[1] > 1 && x.stride()[1] == 1 {
+
+    // One copy into the input's layout (`reshape` alone may return a strided view when there is
+    // one tile per row or column), dropping the padded tiles' extra rows and columns.
+    if c > 1 && x.stride()[1] == 1 {
         // Channels-last in, channels-last out: [N, th, 4, tw, 4, C_out] is NHWC memory.
         let nhwc = y.permute([2, 3, 0, 4, 1, 5]).reshape([n, M * th, M * tw, co]);
         let nhwc = nhwc.narrow(1, 0, h).narrow(2, 0, wd).contiguous(); // [N, H, W, C_out]
